@@ -1,0 +1,144 @@
+"""The running exporter: state, ingestion loop, metrics registry, reload and shutdown."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.process_collector import ProcessCollector
+
+from exporter.collectors.base import ScrapeCollector
+from exporter.collectors.exporter import ExporterCollector
+from exporter.collectors.serving import ServingCollector
+from exporter.config import Config, ConfigError, load_config
+from exporter.ingest import ServingIngest, checkpoint_store
+from exporter.state.checkpoint import CheckpointStore
+from exporter.state.store import State
+
+log = logging.getLogger(__name__)
+
+# Collectors by name, each enabled by default; --no-collector.NAME turns one off.
+COLLECTOR_NAMES = ("serving", "exporter")
+
+
+class Exporter:
+    def __init__(
+        self,
+        config: Config,
+        config_path: str | None = None,
+        state_dir: str | None = None,
+        interval: float = 5.0,
+        collectors: tuple[str, ...] = COLLECTOR_NAMES,
+    ):
+        self.config_path = config_path
+        self.state_dir = state_dir
+        self.interval = interval
+        self.state = State(config)
+        self._checkpoints: dict[str, CheckpointStore] = {}
+        self.ingests = self._build_ingests(self.state)
+        self.ready = threading.Event()
+        self.reload_ok = True
+        self.reload_timestamp = time.time()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.registry = CollectorRegistry(auto_describe=False)
+        available = {
+            "serving": ServingCollector(),
+            "exporter": ExporterCollector(self.status),
+        }
+        enabled = [available[name] for name in collectors if name in available]
+        self.registry.register(ScrapeCollector(lambda: self.state, enabled))
+        ProcessCollector(namespace="mlpipe", registry=self.registry)
+
+    def _store(self, source: str) -> CheckpointStore:
+        if source not in self._checkpoints:
+            self._checkpoints[source] = checkpoint_store(self.state_dir, source)
+        return self._checkpoints[source]
+
+    def _build_ingests(self, state: State) -> list:
+        ingests = []
+        if state.config.models:
+            ingests.append(ServingIngest(state, self._store(ServingIngest.source)))
+        return ingests
+
+    def status(self) -> dict:
+        return {
+            "ready": 1.0 if self.ready.is_set() else 0.0,
+            "reload_ok": self.reload_ok,
+            "reload_timestamp": self.reload_timestamp,
+        }
+
+    # --- ingestion ---------------------------------------------------------------------
+
+    def ingest_pass(self) -> int:
+        """Run every source until all are caught up (or stop is asked); bytes consumed."""
+        total = 0
+        while not self._stop.is_set():
+            consumed = 0
+            for ingest in self.ingests:
+                try:
+                    consumed += ingest.step(self.state)
+                except Exception:
+                    log.exception("ingest of %s failed; retrying next pass", ingest.source)
+            total += consumed
+            if consumed == 0:
+                break
+        with self.state.lock:
+            self.state.ingest_passes += 1
+            self.state.last_ingest_timestamp = time.time()
+        return total
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
+            self.ingest_pass()
+            self.ready.set()
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="ingest", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish the batch in hand, write checkpoints, stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self.state.lock:
+            for store in self._checkpoints.values():
+                store.save()
+        for ingest in self.ingests:
+            ingest.close()
+
+    # --- reload --------------------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        """Ask the ingest thread to reload the config between two batches (SIGHUP)."""
+        self._reload.set()
+
+    def reload(self) -> bool:
+        if not self.config_path:
+            return False
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            self.reload_ok = False
+            for line in exc.errors:
+                log.error("config reload rejected, keeping the running config: %s", line)
+            return False
+        state = State(config, previous=self.state)
+        ingests = self._build_ingests(state)
+        for ingest in self.ingests:
+            ingest.close()
+        with self.state.lock:
+            self.ingests = ingests
+            self.state = state
+        self.reload_ok = True
+        self.reload_timestamp = time.time()
+        log.info("config reloaded from %s", self.config_path)
+        return True

@@ -1,0 +1,91 @@
+"""The exporter's own health: sources, checkpoints, ingestion, config reloads."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporter import __version__
+from exporter.sources.serving_log import INVALID_REASONS
+from exporter.state.store import State
+
+
+class ExporterCollector:
+    name = "exporter"
+
+    def __init__(self, app_status):
+        # Callable returning a dict: ready, reload_ok, reload_timestamp.
+        self.app_status = app_status
+
+    def collect(self, state: State) -> Iterable[Metric]:
+        info = GaugeMetricFamily(
+            "mlpipe_build_info",
+            "Build information; always 1.",
+            labels=["version", "python_version"],
+        )
+        info.add_metric([__version__, platform.python_version()], 1.0)
+        yield info
+        lines = CounterMetricFamily(
+            "mlpipe_source_lines", "Lines read, by result.", labels=["source", "result"]
+        )
+        invalid = CounterMetricFamily(
+            "mlpipe_source_invalid_lines",
+            "Lines skipped as invalid, by reason.",
+            labels=["source", "reason"],
+        )
+        read = CounterMetricFamily(
+            "mlpipe_source_read_bytes", "Bytes of complete lines read.", labels=["source"]
+        )
+        lag = GaugeMetricFamily(
+            "mlpipe_source_lag_bytes",
+            "Bytes written to followed files but not yet ingested.",
+            labels=["source"],
+        )
+        files = GaugeMetricFamily(
+            "mlpipe_source_files", "Files currently followed.", labels=["source"]
+        )
+        ck_fail = CounterMetricFamily(
+            "mlpipe_checkpoint_write_failures",
+            "Failed checkpoint writes (state dir unwritable or full).",
+            labels=["source"],
+        )
+        ck_ok = GaugeMetricFamily(
+            "mlpipe_checkpoint_last_write_success",
+            "Whether the last checkpoint write succeeded.",
+            labels=["source"],
+        )
+        for source, stats in sorted(state.sources.items()):
+            for result in ("parsed", "invalid"):
+                lines.add_metric([source, result], float(stats.lines[result]))
+            for reason in INVALID_REASONS:
+                invalid.add_metric([source, reason], float(stats.invalid[reason]))
+            read.add_metric([source], float(stats.bytes_read))
+            lag.add_metric([source], float(stats.lag_bytes))
+            files.add_metric([source], float(stats.files))
+            ck_fail.add_metric([source], float(stats.checkpoint_failures))
+            ck_ok.add_metric([source], 1.0 if stats.checkpoint_ok else 0.0)
+        yield from (lines, invalid, read, lag, files, ck_fail, ck_ok)
+        status = self.app_status()
+        yield GaugeMetricFamily(
+            "mlpipe_ready", "Whether the first ingest pass has completed.", value=status["ready"]
+        )
+        yield CounterMetricFamily(
+            "mlpipe_ingest_passes", "Completed ingest passes.", value=state.ingest_passes
+        )
+        yield GaugeMetricFamily(
+            "mlpipe_ingest_last_pass_timestamp_seconds",
+            "When the last ingest pass completed.",
+            value=state.last_ingest_timestamp,
+        )
+        yield GaugeMetricFamily(
+            "mlpipe_config_last_reload_successful",
+            "Whether the last configuration reload succeeded.",
+            value=1.0 if status["reload_ok"] else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "mlpipe_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully.",
+            value=status["reload_timestamp"],
+        )

@@ -1,0 +1,393 @@
+"""YAML config -> frozen dataclasses, validated once at the edge.
+
+Every problem is reported as ``FILE: key.path[i]: what is wrong`` and all problems are
+collected before failing, so one run of ``check-config`` shows everything to fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import yaml
+
+from exporter.durations import parse_duration
+from exporter.stats.drift import METHODS
+
+DURATION = "duration"
+Duration = Annotated[float, DURATION]
+
+# Prometheus client's defaults stop at 10 s; model serving wants finer low buckets.
+DEFAULT_LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+QUALITY_METRICS = ("accuracy", "precision", "recall", "auc", "logloss", "mae", "rmse")
+# Metrics where lower is better: their threshold is a ceiling, the others a floor.
+QUALITY_CEILINGS = frozenset({"logloss", "mae", "rmse"})
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; ``errors`` holds one line per problem."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Where each serving-log field lives in a line (dot paths for nesting)."""
+
+    timestamp: str = "timestamp"
+    model: str = "model"
+    version: str = "model_version"
+    request_id: str = "request_id"
+    latency: str = "latency_ms"
+    status: str = "status"
+    features: str = "features"
+    prediction: str = "prediction"
+
+
+@dataclass(frozen=True)
+class ServingLogFormat:
+    fields: FieldMap = FieldMap()
+    latency_unit: Literal["ms", "s"] = "ms"
+    # Status strings (case-insensitive) that mean a failed request; HTTP codes >= 500 also do.
+    error_statuses: tuple[str, ...] = ("error", "failed", "failure", "fail", "timeout")
+    latency_buckets: tuple[float, ...] = DEFAULT_LATENCY_BUCKETS
+    # A line longer than this is counted invalid and skipped (protects memory).
+    max_line_bytes: int = 1 << 20
+
+
+@dataclass(frozen=True)
+class Windows:
+    length: Duration = 3600.0
+    bucket: Duration = 60.0
+
+
+@dataclass(frozen=True)
+class Reference:
+    path: str
+    label: str | None = None
+    prediction: str | None = None
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Canary:
+    stable_version: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelJoin:
+    # Predictions waiting for their label; the oldest are evicted (and counted) past this.
+    max_pending: int = 200_000
+    max_delay: Duration = 86400.0
+    # Field names in label lines.
+    request_id_field: str = "request_id"
+    label_field: str = "label"
+    timestamp_field: str = "timestamp"
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    serving_logs: tuple[str, ...]
+    task: Literal["binary_classification", "multiclass", "regression"] = "binary_classification"
+    labels: tuple[str, ...] = ()
+    reference: Reference | None = None
+    # None: every column of the reference (numeric types numeric, the rest categorical).
+    features: FeatureSet | None = None
+    windows: Windows = Windows()
+    thresholds: dict[str, float] = field(default_factory=dict)
+    quality_thresholds: dict[str, float] = field(default_factory=dict)
+    canary: Canary = Canary()
+    max_versions: int = 5
+    min_samples: int = 100
+    top_k: int = 100
+    # out_of_range: outside the reference's [min, max] widened by this fraction of its range.
+    out_of_range_margin: float = 0.1
+    label_join: LabelJoin = LabelJoin()
+    # Binary classification: a prediction >= this is the positive class.
+    decision_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    path: str
+    reference: str
+    role: Literal["data", "validation"] = "data"
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class ProcessMatch:
+    cmdline_regex: str | None = None
+    pid_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    kind: Literal["training", "data", "validation"] = "training"
+    run_log: str | None = None
+    processes: ProcessMatch | None = None
+    expected_interval: Duration | None = None
+
+
+@dataclass(frozen=True)
+class Quota:
+    name: str
+    resource: Literal["cpu_seconds", "gpu_seconds", "requests_per_second", "memory_bytes"]
+    limit: float
+    period: Duration = 30 * 86400.0
+    reset: Literal["rolling", "calendar"] = "rolling"
+    pipelines: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    models: tuple[Model, ...] = ()
+    serving_log: ServingLogFormat = ServingLogFormat()
+    datasets: tuple[Dataset, ...] = ()
+    pipelines: tuple[Pipeline, ...] = ()
+    quotas: tuple[Quota, ...] = ()
+    # Not a YAML key: where this config came from, for messages.
+    source: str = field(default="<memory>", compare=False)
+
+    def model(self, name: str) -> Model:
+        return next(m for m in self.models if m.name == name)
+
+
+# --- generic builder -------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return "duration (e.g. 30s, 5m, 1h)"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, str(tp)
+    )
+
+
+def _build(tp: Any, value: Any, path: str, errors: list[str]) -> Any:
+    """Convert ``value`` to ``tp``; append "path: problem" to ``errors`` and return None."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _build(args[0], value, path, errors)
+    if origin is Annotated:
+        if isinstance(value, bool):
+            errors.append(f"{path}: expected a duration (e.g. 30s, 5m, 1h), got {value!r}")
+            return None
+        if isinstance(value, int | float):
+            if value > 0:
+                return float(value)
+            errors.append(f"{path}: duration must be positive, got {value!r}")
+            return None
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            errors.append(f"{path}: {exc}")
+            return None
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        errors.append(f"{path}: expected {_type_name(tp)}, got {value!r}")
+        return None
+    if origin is tuple:
+        if not isinstance(value, list):
+            errors.append(f"{path}: expected a list, got {type(value).__name__}")
+            return None
+        item = typing.get_args(tp)[0]
+        return tuple(_build(item, v, f"{path}[{i}]", errors) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            errors.append(f"{path}: expected a mapping, got {type(value).__name__}")
+            return None
+        item = typing.get_args(tp)[1]
+        return {str(k): _build(item, v, f"{path}.{k}", errors) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return _build_dataclass(tp, value, path, errors)
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is bool or tp is str:
+        if isinstance(value, tp):
+            return value
+    else:  # pragma: no cover - a type the schema above does not use
+        raise TypeError(f"unsupported config type {tp}")
+    errors.append(f"{path}: expected {_type_name(tp)}, got {value!r}")
+    return None
+
+
+def _build_dataclass(cls: Any, value: Any, path: str, errors: list[str]) -> Any:
+    if not isinstance(value, dict):
+        errors.append(f"{path or '<top level>'}: expected a mapping, got {type(value).__name__}")
+        return None
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    prefix = f"{path}." if path else ""
+    for key in value:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            errors.append(f"{prefix}{key}: unknown key (known keys: {known})")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in value:
+            kwargs[name] = _build(hints[name], value[name], prefix + name, errors)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            errors.append(f"{prefix}{name}: required key is missing")
+    if any(e.startswith(prefix) for e in errors) and path:
+        return None
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        return None
+
+
+# --- semantic checks -------------------------------------------------------------------
+
+
+def _glob_root(pattern: str) -> str:
+    """The longest leading directory of a glob that has no wildcard in it."""
+    parts = pattern.split(os.sep)
+    fixed = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return os.sep.join(fixed) or "."
+
+
+def _check_readable_glob(pattern: str, path: str, errors: list[str]) -> None:
+    root = _glob_root(os.path.expanduser(pattern))
+    if not os.path.isdir(root):
+        errors.append(f"{path}: directory {root!r} does not exist")
+    elif not os.access(root, os.R_OK | os.X_OK):
+        errors.append(f"{path}: directory {root!r} is not readable")
+    elif (
+        not glob.has_magic(pattern) and os.path.exists(pattern) and not os.access(pattern, os.R_OK)
+    ):
+        errors.append(f"{path}: {pattern!r} is not readable")
+
+
+def _check_unique(items: tuple, what: str, errors: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.name in seen:
+            errors.append(
+                f"{what}[{i}].name: duplicate name {item.name!r} (also {what}[{seen[item.name]}])"
+            )
+        seen.setdefault(item.name, i)
+
+
+def _validate(cfg: Config, errors: list[str]) -> None:
+    _check_unique(cfg.models, "models", errors)
+    _check_unique(cfg.datasets, "datasets", errors)
+    _check_unique(cfg.pipelines, "pipelines", errors)
+    _check_unique(cfg.quotas, "quotas", errors)
+    buckets = cfg.serving_log.latency_buckets
+    if not buckets or list(buckets) != sorted(set(buckets)) or buckets[0] <= 0:
+        errors.append("serving_log.latency_buckets: must be positive and strictly increasing")
+    model_names = {m.name for m in cfg.models}
+    for i, m in enumerate(cfg.models):
+        p = f"models[{i}]"
+        if not m.name or not m.name.replace("-", "").replace("_", "").isalnum():
+            errors.append(f"{p}.name: {m.name!r} must be letters, digits, '-' or '_'")
+        if not m.serving_logs:
+            errors.append(f"{p}.serving_logs: at least one path or glob is required")
+        for j, pattern in enumerate(m.serving_logs):
+            _check_readable_glob(pattern, f"{p}.serving_logs[{j}]", errors)
+        for j, pattern in enumerate(m.labels):
+            _check_readable_glob(pattern, f"{p}.labels[{j}]", errors)
+        if m.reference is not None:
+            _check_readable_glob(m.reference.path, f"{p}.reference.path", errors)
+        if m.windows.bucket > m.windows.length:
+            errors.append(f"{p}.windows.bucket: longer than windows.length")
+        elif m.windows.length / m.windows.bucket > 10_000:
+            errors.append(f"{p}.windows: more than 10000 buckets per window")
+        for method in m.thresholds:
+            if method not in METHODS:
+                errors.append(
+                    f"{p}.thresholds.{method}: unknown method (known: {', '.join(METHODS)})"
+                )
+        for metric in m.quality_thresholds:
+            if metric not in QUALITY_METRICS:
+                errors.append(
+                    f"{p}.quality_thresholds.{metric}: unknown metric "
+                    f"(known: {', '.join(QUALITY_METRICS)})"
+                )
+        if m.max_versions < 1:
+            errors.append(f"{p}.max_versions: must be at least 1")
+        if m.top_k < 1:
+            errors.append(f"{p}.top_k: must be at least 1")
+        if m.min_samples < 1:
+            errors.append(f"{p}.min_samples: must be at least 1")
+        if m.features is not None:
+            both = set(m.features.numeric) & set(m.features.categorical)
+            if both:
+                errors.append(f"{p}.features: {sorted(both)} listed as numeric and categorical")
+    for i, d in enumerate(cfg.datasets):
+        if d.reference not in model_names:
+            errors.append(f"datasets[{i}].reference: no model named {d.reference!r}")
+        _check_readable_glob(os.path.join(d.path, "x"), f"datasets[{i}].path", errors)
+    pipeline_names = {p.name for p in cfg.pipelines}
+    for i, q in enumerate(cfg.quotas):
+        for j, name in enumerate(q.pipelines):
+            if name not in pipeline_names:
+                errors.append(f"quotas[{i}].pipelines[{j}]: no pipeline named {name!r}")
+        for j, name in enumerate(q.models):
+            if name not in model_names:
+                errors.append(f"quotas[{i}].models[{j}]: no model named {name!r}")
+        if q.limit <= 0:
+            errors.append(f"quotas[{i}].limit: must be positive")
+
+
+def parse_config(data: Any, source: str = "<memory>") -> Config:
+    """Build and validate a Config from parsed YAML; ConfigError lists every problem."""
+    errors: list[str] = []
+    cfg = _build_dataclass(Config, data if data is not None else {}, "", errors)
+    if cfg is not None and not errors:
+        _validate(cfg, errors)
+    if errors:
+        raise ConfigError([f"{source}: {e}" for e in errors])
+    return dataclasses.replace(cfg, source=source)
+
+
+def load_config(path: str) -> Config:
+    """Read, parse and validate the YAML file at ``path``."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read config: {exc.strerror}"]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
+    return parse_config(data, source=path)

@@ -1,0 +1,366 @@
+"""Serving-log lines (JSON objects) -> columns, counting every line that cannot be used.
+
+Hot path: a chunk of complete lines is decoded in one call as a JSON array into typed
+msgspec structs built from the configured field paths, then pulled into numpy columns.
+A chunk that fails (bad JSON, a wrong type anywhere) is redone line by line; a line that
+fails the typed decoder is decoded leniently to classify its problem. Pure: bytes in,
+columns out, no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import operator
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import repeat
+from typing import Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from exporter.config import ServingLogFormat
+
+# Why a line was not used; a small fixed set (label values of the invalid-lines counter).
+INVALID_REASONS = (
+    "not_json",  # not a JSON object (includes empty lines and non-standard tokens like NaN)
+    "missing_field",  # no model or no timestamp
+    "wrong_type",  # model/version/latency/status of the wrong JSON type
+    "bad_timestamp",  # neither RFC 3339 nor epoch seconds
+    "unknown_model",  # a model name not in the config
+    "too_long",  # longer than serving_log.max_line_bytes
+)
+ROLES = ("timestamp", "model", "version", "request_id", "latency", "status", "prediction")
+_STATUS_CACHE_MAX = 1024
+
+
+@dataclass
+class ParsedBatch:
+    """Columns for the valid records of a chunk; rows are records."""
+
+    lines: int = 0
+    invalid: Counter = field(default_factory=Counter)
+    model: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    version: list = field(default_factory=list)  # str; "" when absent
+    timestamp: np.ndarray = field(default_factory=lambda: np.empty(0))  # epoch seconds
+    latency: np.ndarray = field(default_factory=lambda: np.empty(0))  # seconds, NaN if absent
+    error: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
+    request_id: list = field(default_factory=list)  # str or None
+    prediction: list = field(default_factory=list)  # float, str or None
+    numeric: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))  # NaN = no value
+    numeric_malformed: np.ndarray | None = None  # bool (rows, numeric); None = none malformed
+    categorical: list = field(default_factory=list)  # tuples of str or None per row
+    categorical_malformed: np.ndarray | None = None
+
+    @property
+    def records(self) -> int:
+        return len(self.model)
+
+
+def _path_tree(paths: dict[str, str]) -> dict:
+    """{"meta.model": role} -> nested {"meta": {"model": role}}."""
+    tree: dict = {}
+    for role, path in paths.items():
+        node = tree
+        parts = path.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"field path {path!r} conflicts with another field")
+        node[parts[-1]] = role
+    return tree
+
+
+class ServingLogParser:
+    """Parses chunks of serving-log lines for the configured models and features."""
+
+    def __init__(
+        self,
+        fmt: ServingLogFormat,
+        models: list[str],
+        numeric: list[str] = (),
+        categorical: list[str] = (),
+    ):
+        self.fmt = fmt
+        self.model_index = {name: i for i, name in enumerate(models)}
+        self.numeric = list(numeric)
+        self.categorical = list(categorical)
+        self.latency_scale = 0.001 if fmt.latency_unit == "ms" else 1.0
+        self.error_statuses = {s.lower() for s in fmt.error_statuses}
+        self._status_cache: dict[Any, bool] = {}
+        fields = fmt.fields
+        paths = {role: getattr(fields, role) for role in ROLES}
+        if self.numeric or self.categorical:
+            paths["features"] = fields.features
+        self._paths = {role: path.split(".") for role, path in paths.items()}
+        record_type, self._getters = self._build_types(paths)
+        self._one = msgspec.json.Decoder(record_type)
+        self._many = msgspec.json.Decoder(list[record_type])
+
+    # --- typed decoders, built from the field paths ---------------------------------------
+
+    def _build_types(self, paths: dict[str, str]):
+        typed = {
+            "timestamp": str | float,
+            "model": str,
+            "version": str | int | None,
+            "request_id": str | int | None,
+            "latency": float | None,
+            "status": str | int | None,
+            "prediction": float | str | None,
+        }
+        if "features" in paths:
+            spec = [(f"n{i}", float | None, None) for i in range(len(self.numeric))]
+            spec += [(f"c{i}", str | None, None) for i in range(len(self.categorical))]
+            rename = {f"n{i}": n for i, n in enumerate(self.numeric)}
+            rename |= {f"c{i}": c for i, c in enumerate(self.categorical)}
+            features = msgspec.defstruct("Features", spec, rename=rename, gc=False)
+            typed["features"] = features | None
+        required = {"timestamp", "model"}
+        getters: dict[str, str] = {}
+        counter = iter(range(10_000))
+
+        def build(tree: dict, prefix: str) -> type:
+            spec, rename = [], {}
+            for key, sub in tree.items():
+                attr = f"f{next(counter)}"
+                rename[attr] = key
+                if isinstance(sub, dict):
+                    child = build(sub, f"{prefix}{attr}.")
+                    optional = not any(
+                        getters.get(r, "").startswith(f"{prefix}{attr}.") for r in required
+                    )
+                    spec.append((attr, child | None, None) if optional else (attr, child))
+                else:
+                    getters[sub] = prefix + attr
+                    if sub in required:
+                        spec.append((attr, typed[sub]))
+                    else:
+                        spec.append((attr, typed[sub], None))
+            # Required fields first: msgspec wants those without defaults before the rest.
+            spec.sort(key=lambda s: len(s) == 3)
+            return msgspec.defstruct("Record", spec, rename=rename, gc=False)
+
+        record = build(_path_tree(paths), "")
+        return record, {role: operator.attrgetter(path) for role, path in getters.items()}
+
+    # --- parsing -------------------------------------------------------------------------
+
+    def parse(self, data: bytes, oversized: int = 0) -> ParsedBatch:
+        """Parse complete ``\\n``-terminated lines."""
+        n_lines = data.count(b"\n")
+        fast: list = []
+        slow: list[tuple] = []
+        invalid: Counter = Counter()
+        if n_lines:
+            try:
+                fast = self._many.decode(b"[" + data[:-1].replace(b"\n", b",") + b"]")
+                if len(fast) != n_lines:  # a line held several values: redo line by line
+                    fast = []
+                    raise msgspec.DecodeError
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                fast = self._line_by_line(data, slow, invalid)
+        if oversized:
+            invalid["too_long"] += oversized
+        batch = self._columns(fast, slow, invalid)
+        batch.lines = n_lines + oversized
+        return batch
+
+    def _line_by_line(self, data: bytes, slow: list, invalid: Counter) -> list:
+        fast = []
+        for line in data.split(b"\n")[:-1]:
+            try:
+                fast.append(self._one.decode(line))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                record = self._lenient(line, invalid)
+                if record is not None:
+                    slow.append(record)
+        return fast
+
+    def _get(self, obj: Any, role: str) -> tuple[bool, Any]:
+        for part in self._paths[role]:
+            if not isinstance(obj, dict) or part not in obj:
+                return False, None
+            obj = obj[part]
+        return True, obj
+
+    def _lenient(self, line: bytes, invalid: Counter) -> tuple | None:
+        """Classify a line the typed decoder rejected; a usable record or None (counted)."""
+        try:
+            obj = msgspec.json.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            invalid["not_json"] += 1
+            return None
+        if not isinstance(obj, dict):
+            invalid["not_json"] += 1
+            return None
+        values = {}
+        for role in ROLES:
+            present, values[role] = self._get(obj, role)
+            if role in ("model", "timestamp") and (not present or values[role] is None):
+                invalid["missing_field"] += 1
+                return None
+        checks = {
+            "model": (str,),
+            "version": (str, int, type(None)),
+            "latency": (int, float, type(None)),
+            "status": (str, int, type(None)),
+            "timestamp": (str, int, float),
+        }
+        for role, types_ in checks.items():
+            value = values[role]
+            if not isinstance(value, types_) or (isinstance(value, bool) and role != "status"):
+                invalid["wrong_type"] += 1
+                return None
+        if isinstance(values["status"], bool):
+            invalid["wrong_type"] += 1
+            return None
+        rid = values["request_id"]
+        values["request_id"] = (
+            rid if isinstance(rid, str | int) and not isinstance(rid, bool) else None
+        )
+        pred = values["prediction"]
+        if isinstance(pred, bool) or not isinstance(pred, int | float | str):
+            values["prediction"] = None
+        _, features = self._get(obj, "features") if "features" in self._paths else (False, None)
+        features = features if isinstance(features, dict) else {}
+        num, num_bad = [], []
+        for name in self.numeric:
+            v = features.get(name)
+            if v is None:
+                num.append(math.nan), num_bad.append(False)
+            elif isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+                num.append(float(v)), num_bad.append(False)
+            else:
+                num.append(math.nan), num_bad.append(True)
+        cat, cat_bad = [], []
+        for name in self.categorical:
+            v = features.get(name)
+            if v is None or isinstance(v, str):
+                cat.append(v), cat_bad.append(False)
+            elif isinstance(v, bool):
+                cat.append("true" if v else "false"), cat_bad.append(False)
+            elif isinstance(v, int):
+                cat.append(str(v)), cat_bad.append(False)
+            else:
+                cat.append(None), cat_bad.append(True)
+        return (values, num, num_bad, cat, cat_bad)
+
+    # --- columns -------------------------------------------------------------------------
+
+    def _is_error(self, status: Any) -> bool:
+        cached = self._status_cache.get(status)
+        if cached is not None:
+            return cached
+        if status is None:
+            result = False
+        elif isinstance(status, int):
+            result = status >= 500
+        else:
+            low = status.strip().lower()
+            result = low in self.error_statuses or (low.isdigit() and int(low) >= 500)
+        if len(self._status_cache) < _STATUS_CACHE_MAX:
+            self._status_cache[status] = result
+        return result
+
+    def _columns(self, fast: list, slow: list[tuple], invalid: Counter) -> ParsedBatch:
+        g = self._getters
+        models = list(map(g["model"], fast)) + [s[0]["model"] for s in slow]
+        n = len(models)
+        batch = ParsedBatch(invalid=invalid)
+        if n == 0:
+            return batch
+
+        def col(role: str) -> list:
+            getter = g.get(role)
+            head = list(map(getter, fast)) if getter else [None] * len(fast)
+            return head + [s[0][role] for s in slow]
+
+        model = np.fromiter(map(self.model_index.get, models, repeat(-1)), np.int32, n)
+        keep = model >= 0
+        unknown = int(n - keep.sum())
+        if unknown:
+            invalid["unknown_model"] += unknown
+        timestamp, ts_ok = _timestamps(col("timestamp"))
+        bad_ts = int((keep & ~ts_ok).sum())
+        if bad_ts:
+            invalid["bad_timestamp"] += bad_ts
+        keep &= ts_ok
+        latency = np.array(col("latency"), dtype=float) * self.latency_scale
+        error = np.fromiter(map(self._is_error, col("status")), bool, n)
+        versions = ["" if v is None else str(v) for v in col("version")]
+        numeric = np.empty((n, len(self.numeric)))
+        num_bad = cat_bad = None
+        categorical: list = []
+        if self.numeric or self.categorical:
+            feats = list(map(g["features"], fast))
+            if self.numeric:
+                getter = operator.attrgetter(*[f"n{i}" for i in range(len(self.numeric))])
+                empty = (None,) * len(self.numeric)
+                rows = [getter(f) if f is not None else empty for f in feats]
+                if len(self.numeric) == 1:
+                    rows = [r if isinstance(r, tuple) else (r,) for r in rows]
+                rows += [tuple(s[1]) for s in slow]
+                numeric = np.array(rows, dtype=float).reshape(n, len(self.numeric))
+                if slow:
+                    num_bad = np.zeros((n, len(self.numeric)), bool)
+                    num_bad[len(fast) :] = [s[2] for s in slow]
+            if self.categorical:
+                getter = operator.attrgetter(*[f"c{i}" for i in range(len(self.categorical))])
+                empty = (None,) * len(self.categorical)
+                categorical = [getter(f) if f is not None else empty for f in feats]
+                if len(self.categorical) == 1:
+                    categorical = [r if isinstance(r, tuple) else (r,) for r in categorical]
+                categorical += [tuple(s[3]) for s in slow]
+                if slow:
+                    cat_bad = np.zeros((n, len(self.categorical)), bool)
+                    cat_bad[len(fast) :] = [s[4] for s in slow]
+        rid = col("request_id")
+        pred = col("prediction")
+        if not keep.all():
+            idx = np.flatnonzero(keep)
+            model, timestamp, latency, error = model[idx], timestamp[idx], latency[idx], error[idx]
+            numeric = numeric[idx]
+            num_bad = num_bad[idx] if num_bad is not None else None
+            cat_bad = cat_bad[idx] if cat_bad is not None else None
+            versions = [versions[i] for i in idx]
+            rid = [rid[i] for i in idx]
+            pred = [pred[i] for i in idx]
+            categorical = [categorical[i] for i in idx] if categorical else categorical
+        batch.model, batch.timestamp, batch.latency, batch.error = model, timestamp, latency, error
+        batch.version, batch.request_id, batch.prediction = versions, rid, pred
+        batch.numeric, batch.numeric_malformed = numeric, num_bad
+        batch.categorical, batch.categorical_malformed = categorical, cat_bad
+        return batch
+
+
+def _timestamps(values: list) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch seconds from RFC 3339 strings or numbers; (seconds, parsed-ok mask)."""
+    n = len(values)
+    out = np.full(n, np.nan)
+    strings = [i for i, v in enumerate(values) if isinstance(v, str)]
+    if len(strings) < n:
+        numbers = [i for i, v in enumerate(values) if not isinstance(v, str)]
+        out[numbers] = [values[i] for i in numbers]
+    if strings:
+        texts = [values[i] for i in strings]
+        try:
+            parsed = pc.cast(pa.array(texts, pa.string()), pa.timestamp("us", tz="UTC"))
+            out[strings] = parsed.cast(pa.int64()).to_numpy(zero_copy_only=False) / 1e6
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            out[strings] = [_parse_one(t) for t in texts]
+    return out, np.isfinite(out)
+
+
+def _parse_one(text: str) -> float:
+    """RFC 3339 (a naive time is taken as UTC); NaN if unparsable."""
+    try:
+        stamp = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return math.nan
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return stamp.timestamp()
