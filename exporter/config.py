@@ -24,8 +24,20 @@ Duration = Annotated[float, DURATION]
 
 # Prometheus client's defaults stop at 10 s; model serving wants finer low buckets.
 DEFAULT_LATENCY_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 QUALITY_METRICS = ("accuracy", "precision", "recall", "auc", "logloss", "mae", "rmse")
 # Metrics where lower is better: their threshold is a ceiling, the others a floor.
 QUALITY_CEILINGS = frozenset({"logloss", "mae", "rmse"})

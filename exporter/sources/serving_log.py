@@ -145,7 +145,7 @@ class ServingLogParser:
             return msgspec.defstruct("Record", spec, rename=rename, gc=False)
 
         record = build(_path_tree(paths), "")
-        return record, {role: operator.attrgetter(path) for role, path in getters.items()}
+        return record, {role: _getter(path) for role, path in getters.items()}
 
     # --- parsing -------------------------------------------------------------------------
 
@@ -335,6 +335,22 @@ class ServingLogParser:
         batch.numeric, batch.numeric_malformed = numeric, num_bad
         batch.categorical, batch.categorical_malformed = categorical, cat_bad
         return batch
+
+
+def _getter(path: str):
+    """attrgetter for a field path; a nested path yields None where a parent is absent."""
+    if "." not in path:
+        return operator.attrgetter(path)
+    parts = path.split(".")
+
+    def get(obj):
+        for part in parts:
+            if obj is None:
+                return None
+            obj = getattr(obj, part)
+        return obj
+
+    return get
 
 
 def _timestamps(values: list) -> tuple[np.ndarray, np.ndarray]:

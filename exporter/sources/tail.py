@@ -25,6 +25,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from exporter.state.checkpoint import CheckpointStore
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class TrackedFile:
     identity: Identity
     draining: bool = False  # the path now names another file, or is gone
     last_growth: float = field(default_factory=time.monotonic)
+    last_size: int = -1
     skipping: bool = False  # inside an over-long line, discarding up to its newline
     close_on_commit: bool = False  # drained: close once its last chunk is committed
 
@@ -61,6 +64,19 @@ class Chunk:
     file: TrackedFile
     end_offset: int
     oversized_lines: int = 0
+
+
+def drop_long_lines(data: bytes, limit: int) -> tuple[bytes, int]:
+    """Remove lines longer than ``limit`` bytes; (the rest, how many were removed)."""
+    if len(data) <= limit:
+        return data, 0
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    long = ends - starts > limit
+    if not long.any():
+        return data, 0
+    keep = [data[s : e + 1] for s, e in zip(starts[~long], ends[~long], strict=True)]
+    return b"".join(keep), int(long.sum())
 
 
 def fingerprint(fd: int) -> str | None:
@@ -171,7 +187,6 @@ class FileTailer:
             data = os.pread(tracked.fd, want, ident.read_offset)
             if not data:
                 break
-            tracked.last_growth = time.monotonic()
             start = ident.read_offset
             if tracked.skipping:
                 newline = data.find(b"\n")
@@ -193,7 +208,8 @@ class FileTailer:
                 break  # a partial line waits for its newline
             piece = data[: last + 1]
             ident.read_offset = start + len(piece)
-            chunks.append(Chunk(piece, tracked, ident.read_offset))
+            kept, dropped = drop_long_lines(piece, self.max_line_bytes)
+            chunks.append(Chunk(kept, tracked, ident.read_offset, oversized_lines=dropped))
             used += len(piece)
             if len(data) < want:
                 break
@@ -215,7 +231,10 @@ class FileTailer:
         # Rotated-away files first: their lines are older than the new file's.
         for tracked in list(self.draining):
             budget -= self._read_file(tracked, budget, chunks)
-            if now - tracked.last_growth >= self.rotate_wait:
+            size = os.fstat(tracked.fd).st_size
+            if size != tracked.last_size:
+                tracked.last_size, tracked.last_growth = size, now
+            elif now - tracked.last_growth >= self.rotate_wait:
                 # Nothing new for a while: the writer has moved on to the new file.
                 self._flush_partial(tracked, chunks)
                 self.draining.remove(tracked)

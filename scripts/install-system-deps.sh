@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install Debian's prometheus and prometheus-alertmanager when missing (the integration
+# tests run the real binaries). Needs root, as in CI.
+set -euo pipefail
+missing=()
+[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || missing+=(prometheus)
+[ -x /usr/bin/prometheus-alertmanager ] && [ -x /usr/bin/amtool ] || missing+=(prometheus-alertmanager)
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "need root to apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts the services where systemd runs; the tests start their own instances.
+for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
+  (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || true
+done

@@ -1,0 +1,37 @@
+"""Small shared helpers for tests: serving lines, ports, polling."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+
+def serving_line(i: int, model: str = "fraud", version: str = "v1", **extra) -> str:
+    record = {
+        "timestamp": 1_790_000_000 + i * 0.01,
+        "model": model,
+        "model_version": version,
+        "request_id": f"r-{i}",
+        "latency_ms": 10.0,
+        "status": "ok",
+    }
+    record.update(extra)
+    return json.dumps(record) + "\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

@@ -1,0 +1,176 @@
+"""Real processes on 127.0.0.1: the exporter CLI, Prometheus, Alertmanager."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+import yaml
+
+from tests.helpers import free_port, wait_for
+
+PROMETHEUS = os.environ.get("PROMETHEUS_BIN", "/usr/bin/prometheus")
+PROMTOOL = os.environ.get("PROMTOOL_BIN", "/usr/bin/promtool")
+
+
+def require_binary(path: str) -> str:
+    if not (os.path.exists(path) or shutil.which(path)):
+        pytest.fail(f"{path} is missing: install Debian's prometheus packages (make test does)")
+    return path
+
+
+class ExporterProcess:
+    def __init__(self, config_path: str, state_dir: str, log_path: str, *extra: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "exporter.cli",
+                "run",
+                f"--config.file={config_path}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--state.dir={state_dir}",
+                "--ingest.interval=0.2s",
+                *extra,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self.healthy, timeout=30, what="exporter /-/healthy")
+
+    def healthy(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"exporter exited: {self.logs()}")
+        try:
+            return requests.get(f"{self.url}/-/healthy", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def metrics(self, **kw) -> str:
+        return requests.get(f"{self.url}/metrics", timeout=5, **kw).text
+
+    def logs(self) -> str:
+        with open(self.log_path, "rb") as fh:
+            return fh.read().decode(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+        return self.proc.returncode
+
+
+class Prometheus:
+    def __init__(self, tmp, targets: list[str], rule_files=(), alertmanager: str | None = None):
+        require_binary(PROMETHEUS)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "mlpipe", "static_configs": [{"targets": targets}]}],
+            "rule_files": [str(r) for r in rule_files],
+        }
+        if alertmanager:
+            config["alerting"] = {
+                "alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]
+            }
+        cfg_path = os.path.join(tmp, "prometheus.yml")
+        with open(cfg_path, "w") as fh:
+            yaml.safe_dump(config, fh)
+        self.log = open(os.path.join(tmp, "prometheus.log"), "ab")
+        self.proc = subprocess.Popen(
+            [
+                PROMETHEUS,
+                f"--config.file={cfg_path}",
+                f"--storage.tsdb.path={tmp}/data",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self._ready, timeout=60, what="prometheus ready")
+
+    def _ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def query(self, expr: str, at: float | None = None) -> list:
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = at
+        r = requests.get(f"{self.url}/api/v1/query", params=params, timeout=10)
+        body = r.json()
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    def value(self, expr: str) -> float | None:
+        result = self.query(expr)
+        return float(result[0]["value"][1]) if result else None
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def start_exporter(tmp_path):
+    started: list[ExporterProcess] = []
+
+    def start(config: dict, *extra: str) -> ExporterProcess:
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        proc = ExporterProcess(
+            str(path), str(tmp_path / "state"), str(tmp_path / "exporter.log"), *extra
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def start_prometheus(tmp_path):
+    started: list[Prometheus] = []
+
+    def start(targets, rule_files=(), alertmanager=None) -> Prometheus:
+        d = tmp_path / f"prom{len(started)}"
+        d.mkdir()
+        prom = Prometheus(str(d), targets, rule_files, alertmanager)
+        started.append(prom)
+        return prom
+
+    yield start
+    for prom in started:
+        prom.stop()
+
+
+def wait_value(prom: Prometheus, expr: str, predicate, timeout=30.0):
+    return wait_for(
+        lambda: (v := prom.value(expr)) is not None and predicate(v) and v,
+        timeout=timeout,
+        what=expr,
+    )
+
+
+__all__ = ["PROMTOOL", "time"]

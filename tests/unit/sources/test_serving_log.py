@@ -1,0 +1,224 @@
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+
+from exporter.config import FieldMap, ServingLogFormat
+from exporter.sources.serving_log import ServingLogParser
+from tests.helpers import serving_line
+
+
+def parser(**kw):
+    fmt = ServingLogFormat(**kw.pop("fmt", {}))
+    return ServingLogParser(fmt, kw.pop("models", ["fraud", "ranker"]), **kw)
+
+
+def lines(*records) -> bytes:
+    return b"".join(
+        (r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in records
+    )
+
+
+def test_valid_lines_become_columns():
+    p = parser()
+    data = lines(
+        {
+            "timestamp": "2026-11-25T10:00:00.123Z",
+            "model": "fraud",
+            "model_version": "v7",
+            "request_id": "r-1",
+            "latency_ms": 12.5,
+            "status": "ok",
+            "prediction": 0.9,
+        },
+        {
+            "timestamp": 1790000000.5,
+            "model": "ranker",
+            "model_version": 3,
+            "latency_ms": 250,
+            "status": 503,
+        },
+    )
+    b = p.parse(data)
+    assert (b.lines, b.records, sum(b.invalid.values())) == (2, 2, 0)
+    assert b.model.tolist() == [0, 1]
+    assert b.version == ["v7", "3"]
+    assert b.timestamp[0] == pytest.approx(1795600800.123, abs=1e-6)
+    assert b.timestamp[1] == 1790000000.5
+    assert b.latency.tolist() == pytest.approx([0.0125, 0.25])
+    assert b.error.tolist() == [False, True]
+    assert b.request_id == ["r-1", None]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"not json at all", "not_json"),
+        (b"", "not_json"),
+        (b"[1, 2]", "not_json"),
+        (b'{"timestamp": NaN, "model": "fraud"}', "not_json"),
+        (json.dumps({"model": "fraud"}).encode(), "missing_field"),
+        (json.dumps({"timestamp": 1.0}).encode(), "missing_field"),
+        (
+            json.dumps({"timestamp": 1.0, "model": "fraud", "latency_ms": "fast"}).encode(),
+            "wrong_type",
+        ),
+        (json.dumps({"timestamp": 1.0, "model": 7}).encode(), "wrong_type"),
+        (json.dumps({"timestamp": "yesterday", "model": "fraud"}).encode(), "bad_timestamp"),
+        (json.dumps({"timestamp": 1.0, "model": "spam"}).encode(), "unknown_model"),
+    ],
+)
+def test_each_invalid_kind_is_counted_and_skipped(line, reason):
+    p = parser()
+    data = lines(serving_line(1).encode().strip(), line, serving_line(2).encode().strip())
+    b = p.parse(data)
+    assert b.lines == 3
+    assert b.records == 2
+    assert dict(b.invalid) == {reason: 1}
+
+
+def test_status_outcomes():
+    p = parser(fmt={"error_statuses": ("error", "boom")})
+    statuses = ["ok", "error", "ERROR", "boom", 200, 404, 500, 503, "502", "200", None]
+    b = p.parse(lines(*[{"timestamp": 1.0, "model": "fraud", "status": s} for s in statuses]))
+    assert b.error.tolist() == [
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
+
+
+def test_latency_in_seconds_and_missing_latency():
+    p = parser(fmt={"latency_unit": "s"})
+    b = p.parse(
+        lines(
+            {"timestamp": 1.0, "model": "fraud", "latency_ms": 0.2},
+            {"timestamp": 1.0, "model": "fraud"},
+        )
+    )
+    assert b.latency[0] == 0.2 and math.isnan(b.latency[1])
+
+
+def test_nested_field_paths():
+    fields = FieldMap(
+        timestamp="ts",
+        model="meta.model",
+        version="meta.version",
+        latency="timing.total_s",
+        features="input",
+    )
+    p = parser(fmt={"fields": fields, "latency_unit": "s"}, numeric=["x"], categorical=["c"])
+    b = p.parse(
+        lines(
+            {
+                "ts": 5.0,
+                "meta": {"model": "fraud", "version": "v2"},
+                "timing": {"total_s": 0.5},
+                "input": {"x": 1.5, "c": "DE"},
+            },
+            {"ts": 6.0, "meta": {"model": "ranker"}},
+            {"ts": 7.0},
+        )
+    )
+    assert b.records == 2 and dict(b.invalid) == {"missing_field": 1}
+    assert b.version == ["v2", ""]
+    assert b.latency[0] == 0.5
+    assert b.numeric[0, 0] == 1.5 and math.isnan(b.numeric[1, 0])
+    assert b.categorical == [("DE",), (None,)]
+
+
+def test_feature_values_fast_and_slow_paths_agree():
+    p = parser(numeric=["a", "b"], categorical=["c", "user-id"])
+    good = {
+        "timestamp": 1.0,
+        "model": "fraud",
+        "features": {"a": 1, "b": 2.5, "c": "x", "user-id": "u1"},
+    }
+    odd = {
+        "timestamp": 1.0,
+        "model": "fraud",
+        "features": {"a": "12", "b": None, "c": 7, "user-id": [1]},
+    }
+    fast = p.parse(lines(good, good))
+    assert fast.numeric.tolist() == [[1.0, 2.5], [1.0, 2.5]]
+    assert fast.numeric_malformed is None
+    mixed = p.parse(lines(good, odd))
+    assert mixed.numeric[0].tolist() == [1.0, 2.5]
+    assert math.isnan(mixed.numeric[1, 0]) and math.isnan(mixed.numeric[1, 1])
+    assert mixed.numeric_malformed.tolist() == [[False, False], [True, False]]
+    assert mixed.categorical == [("x", "u1"), ("7", None)]
+    assert mixed.categorical_malformed.tolist() == [[False, False], [False, True]]
+
+
+def test_line_with_two_objects_is_not_miscounted():
+    p = parser()
+    two = serving_line(1).strip() + "," + serving_line(2).strip()
+    b = p.parse(lines(two.encode(), serving_line(3).encode().strip()))
+    assert b.lines == 2 and b.records == 1 and dict(b.invalid) == {"not_json": 1}
+
+
+def test_control_characters_do_not_split_lines():
+    p = parser()
+    weird = b'{"timestamp": 1.0, "model": "fraud", "request_id": "a\x85b\x0bc\x1cd"}'
+    b = p.parse(lines(weird, weird))
+    assert b.lines == 2
+    assert b.records + sum(b.invalid.values()) == 2
+
+
+def test_fuzz_100k_mixed_lines_all_accounted_for():
+    """Random garbage mixed with valid lines: every valid one parsed, every bad one counted."""
+    rng = random.Random(42)
+    p = parser(numeric=["amount"], categorical=["country"])
+    valid_written = 0
+    out = []
+    for i in range(100_000):
+        kind = rng.random()
+        if kind < 0.5:
+            valid_written += 1
+            out.append(serving_line(i, features={"amount": rng.random(), "country": "DE"}))
+        elif kind < 0.7:
+            raw = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 60)))
+            out.append(raw.replace(b"\n", b" ").decode("latin-1") + "\n")
+        elif kind < 0.85:
+            line = serving_line(i)
+            cut = rng.randint(0, len(line) - 2)
+            out.append(line[:cut] + "\n")
+        else:
+            out.append(
+                json.dumps(
+                    {
+                        "timestamp": rng.choice([1.0, "x", None, [], {}]),
+                        "model": rng.choice(["fraud", None, 3, "nope"]),
+                        "latency_ms": rng.choice([1, "2", None, True]),
+                    }
+                )
+                + "\n"
+            )
+    data = "".join(out).encode("latin-1", errors="replace")
+    parsed = invalid = 0
+    for start in range(0, len(data), 1 << 20):
+        end = (
+            data.rfind(b"\n", 0, start + (1 << 20)) + 1
+            if start + (1 << 20) < len(data)
+            else len(data)
+        )
+        if end <= start:
+            continue
+        b = p.parse(data[start:end])
+        parsed += b.records
+        invalid += b.lines - b.records
+        assert sum(b.invalid.values()) == b.lines - b.records
+    total = data.count(b"\n")
+    assert parsed + invalid == total == 100_000
+    assert parsed >= valid_written  # some random records are valid too
+    assert np.isfinite(parsed)

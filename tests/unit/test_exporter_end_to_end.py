@@ -1,0 +1,144 @@
+"""The Exporter on real files: lines written -> registry samples, checked against numpy."""
+
+import json
+
+import numpy as np
+import pytest
+
+from exporter.app import Exporter
+from exporter.config import parse_config
+from tests.helpers import serving_line
+
+
+def make(tmp_path, **model):
+    logs = tmp_path / "logs"
+    logs.mkdir(exist_ok=True)
+    cfg = {
+        "models": [
+            {"name": "fraud", "serving_logs": [str(logs / "*.jsonl")], **model},
+            {"name": "ranker", "serving_logs": [str(logs / "*.jsonl")]},
+        ]
+    }
+    return Exporter(parse_config(cfg), state_dir=str(tmp_path / "state")), logs
+
+
+def sample(exporter, name, **labels):
+    return exporter.registry.get_sample_value(name, labels)
+
+
+def test_requests_histogram_and_last_timestamp_match_the_raw_log(tmp_path):
+    exporter, logs = make(tmp_path)
+    rng = np.random.default_rng(3)
+    latency_ms = rng.lognormal(2.5, 1.0, 3000)
+    errors = rng.random(3000) < 0.05
+    versions = np.where(rng.random(3000) < 0.1, "v2", "v1")
+    with open(logs / "a.jsonl", "w") as fh:
+        for i in range(3000):
+            fh.write(
+                serving_line(
+                    i,
+                    version=str(versions[i]),
+                    latency_ms=float(latency_ms[i]),
+                    status="error" if errors[i] else "ok",
+                )
+            )
+    exporter.ingest_pass()
+    for v in ("v1", "v2"):
+        sel = versions == v
+        assert (
+            sample(
+                exporter, "mlpipe_serving_requests_total", model="fraud", version=v, outcome="error"
+            )
+            == errors[sel].sum()
+        )
+        assert (
+            sample(
+                exporter,
+                "mlpipe_serving_requests_total",
+                model="fraud",
+                version=v,
+                outcome="success",
+            )
+            == (~errors[sel]).sum()
+        )
+        for le in (0.005, 0.01, 0.1, 1.0):
+            expected = (latency_ms[sel] / 1000 <= le).sum()
+            got = sample(
+                exporter,
+                "mlpipe_serving_request_duration_seconds_bucket",
+                model="fraud",
+                version=v,
+                le=str(le),
+            )
+            assert got == expected
+        assert sample(
+            exporter, "mlpipe_serving_request_duration_seconds_sum", model="fraud", version=v
+        ) == pytest.approx(latency_ms[sel].sum() / 1000)
+        last = 1_790_000_000 + np.flatnonzero(sel).max() * 0.01
+        assert sample(
+            exporter, "mlpipe_serving_last_request_timestamp_seconds", model="fraud", version=v
+        ) == pytest.approx(last)
+    assert sample(exporter, "mlpipe_source_lines_total", source="serving", result="parsed") == 3000
+
+
+def test_versions_beyond_the_cap_are_counted_as_other(tmp_path):
+    exporter, logs = make(tmp_path, max_versions=2)
+    with open(logs / "a.jsonl", "w") as fh:
+        for i in range(40):
+            fh.write(serving_line(i, version=f"v{i % 4}"))
+    exporter.ingest_pass()
+    got = {
+        v: sample(
+            exporter, "mlpipe_serving_requests_total", model="fraud", version=v, outcome="success"
+        )
+        for v in ("v0", "v1", "v2", "v3", "other")
+    }
+    assert got == {"v0": 10, "v1": 10, "v2": None, "v3": None, "other": 20}
+
+
+def test_a_failing_collector_reports_success_0_and_others_still_export(tmp_path):
+    exporter, logs = make(tmp_path)
+    (logs / "a.jsonl").write_text(serving_line(1))
+    exporter.ingest_pass()
+
+    class Broken:
+        name = "broken"
+
+        def collect(self, state):
+            raise RuntimeError("boom")
+            yield
+
+    scrape = next(iter(exporter.registry._collector_to_names))
+    scrape.collectors.insert(0, Broken())
+    assert sample(exporter, "mlpipe_scrape_collector_success", collector="broken") == 0
+    assert sample(exporter, "mlpipe_scrape_collector_success", collector="serving") == 1
+    assert (
+        sample(
+            exporter,
+            "mlpipe_serving_requests_total",
+            model="fraud",
+            version="v1",
+            outcome="success",
+        )
+        == 1
+    )
+
+
+def test_invalid_lines_are_counted_by_reason(tmp_path):
+    exporter, logs = make(tmp_path)
+    with open(logs / "a.jsonl", "w") as fh:
+        fh.write(serving_line(1))
+        fh.write("garbage\n")
+        fh.write(json.dumps({"timestamp": 1, "model": "unknown-model"}) + "\n")
+    exporter.ingest_pass()
+    assert sample(exporter, "mlpipe_source_lines_total", source="serving", result="invalid") == 2
+    assert (
+        sample(exporter, "mlpipe_source_invalid_lines_total", source="serving", reason="not_json")
+        == 1
+    )
+    assert (
+        sample(
+            exporter, "mlpipe_source_invalid_lines_total", source="serving", reason="unknown_model"
+        )
+        == 1
+    )
