@@ -10,7 +10,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter.collectors.base import ScrapeCollector
+from exporter.collectors.data_quality import DataQualityCollector
+from exporter.collectors.drift import DriftCollector
 from exporter.collectors.exporter import ExporterCollector
+from exporter.collectors.quality import QualityCollector
 from exporter.collectors.serving import ServingCollector
 from exporter.config import Config, ConfigError, load_config
 from exporter.ingest import ServingIngest, checkpoint_store
@@ -20,7 +23,7 @@ from exporter.state.store import State
 log = logging.getLogger(__name__)
 
 # Collectors by name, each enabled by default; --no-collector.NAME turns one off.
-COLLECTOR_NAMES = ("serving", "exporter")
+COLLECTOR_NAMES = ("serving", "drift", "data_quality", "quality", "exporter")
 
 
 class Exporter:
@@ -31,11 +34,14 @@ class Exporter:
         state_dir: str | None = None,
         interval: float = 5.0,
         collectors: tuple[str, ...] = COLLECTOR_NAMES,
+        stats_interval: float = 15.0,
     ):
         self.config_path = config_path
         self.state_dir = state_dir
         self.interval = interval
-        self.state = State(config)
+        self.stats_interval = stats_interval
+        self._last_stats = 0.0
+        self.state = State(config, state_dir=state_dir)
         self._checkpoints: dict[str, CheckpointStore] = {}
         self.ingests = self._build_ingests(self.state)
         self.ready = threading.Event()
@@ -47,6 +53,9 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=False)
         available = {
             "serving": ServingCollector(),
+            "drift": DriftCollector(),
+            "data_quality": DataQualityCollector(),
+            "quality": QualityCollector(),
             "exporter": ExporterCollector(self.status),
         }
         enabled = [available[name] for name in collectors if name in available]
@@ -86,10 +95,20 @@ class Exporter:
             total += consumed
             if consumed == 0:
                 break
+        if time.monotonic() - self._last_stats >= self.stats_interval:
+            self.compute_stats()
         with self.state.lock:
             self.state.ingest_passes += 1
             self.state.last_ingest_timestamp = time.time()
         return total
+
+    def compute_stats(self) -> None:
+        """Skew, drift and quality from the windows, cached for scrapes to read."""
+        self._last_stats = time.monotonic()
+        try:
+            self.state.compute()
+        except Exception:
+            log.exception("computing statistics failed; keeping the previous results")
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -131,7 +150,7 @@ class Exporter:
             for line in exc.errors:
                 log.error("config reload rejected, keeping the running config: %s", line)
             return False
-        state = State(config, previous=self.state)
+        state = State(config, previous=self.state, state_dir=self.state_dir)
         ingests = self._build_ingests(state)
         for ingest in self.ingests:
             ingest.close()

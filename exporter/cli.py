@@ -94,7 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve(args, config, config_path: str | None, stop: threading.Event | None = None) -> int:
     collectors = tuple(n for n in COLLECTOR_NAMES if getattr(args, f"collector_{n}"))
     host, port = parse_listen_address(args.listen)
-    exporter = Exporter(config, config_path, args.state_dir, args.interval, collectors)
+    try:
+        exporter = Exporter(config, config_path, args.state_dir, args.interval, collectors)
+    except ConfigError as exc:
+        for line in exc.errors:
+            log.error("%s", line)
+        return 1
     server = MetricsServer(exporter, host, port, args.telemetry_path)
     stop = stop or threading.Event()
 

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from exporter.config import ConfigError
 from exporter.sources.serving_log import ServingLogParser
 from exporter.sources.tail import FileTailer
 from exporter.state.checkpoint import CheckpointStore
@@ -20,6 +21,27 @@ from exporter.state.serving import slots_for
 from exporter.state.store import State
 
 log = logging.getLogger(__name__)
+
+
+def feature_union(state: State) -> tuple[list[str], list[str]]:
+    """Every model's numeric and categorical features, as the parser's columns."""
+    numeric: dict[str, str] = {}
+    categorical: dict[str, str] = {}
+    for name, ms in state.models.items():
+        for f in ms.numeric:
+            numeric.setdefault(f, name)
+        for f in ms.categorical:
+            categorical.setdefault(f, name)
+    both = sorted(set(numeric) & set(categorical))
+    if both:
+        f = both[0]
+        raise ConfigError(
+            [
+                f"{state.config.source}: models: feature {f!r} is numeric for model {numeric[f]} "
+                f"but categorical for model {categorical[f]}; give it one kind in both"
+            ]
+        )
+    return list(numeric), list(categorical)
 
 
 def checkpoint_store(state_dir: str | None, source: str) -> CheckpointStore:
@@ -38,8 +60,19 @@ class ServingIngest:
         self.tailer = FileTailer(
             self.source, patterns, checkpoints, max_line_bytes=cfg.serving_log.max_line_bytes
         )
-        self.parser = ServingLogParser(cfg.serving_log, [m.name for m in cfg.models])
+        numeric, categorical = feature_union(state)
+        self.parser = ServingLogParser(
+            cfg.serving_log, [m.name for m in cfg.models], numeric, categorical
+        )
         self.model_names = [m.name for m in cfg.models]
+        # Per model: where its features sit in the parser's union of columns.
+        self.columns = {
+            name: (
+                [numeric.index(f) for f in ms.numeric],
+                [categorical.index(f) for f in ms.categorical],
+            )
+            for name, ms in state.models.items()
+        }
         self.budget = budget
 
     def step(self, state: State) -> int:
@@ -79,9 +112,10 @@ class ServingIngest:
             versions = [batch.version[i] for i in rows]
             slots = slots_for(model_state.slots, versions, now)
             for freed in model_state.slots.evicted:
-                model_state.serving.reset_slot(freed)
+                model_state.reset_slot(freed)
             model_state.slots.evicted.clear()
-            model_state.serving.apply(rows, slots, batch, now)
+            num_cols, cat_cols = self.columns[model_state.model.name]
+            model_state.apply(rows, slots, batch, num_cols, cat_cols, now)
 
     def close(self) -> None:
         self.tailer.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
 from exporter.config import Config, Model
-from exporter.state.serving import ServingCounters
-from exporter.state.versions import VersionSlots
+from exporter.state.model import ModelState
+from exporter.state.reference import ReferenceError, ReferenceProfile, load_or_build
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,18 +27,33 @@ class SourceStats:
     checkpoint_ok: bool = True
 
 
-class ModelState:
-    def __init__(self, model: Model, buckets: tuple[float, ...]):
-        self.model = model
-        self.slots = VersionSlots(model.max_versions, idle_seconds=model.windows.length)
-        self.serving = ServingCounters(buckets, self.slots)
+@dataclass
+class ReferenceStatus:
+    ok: bool
+    rows: int = 0
+    error: str = ""
+
+
+def load_reference(
+    model: Model, state_dir: str | None
+) -> tuple[ReferenceProfile | None, ReferenceStatus | None]:
+    """A model's reference profile; a failure is logged and reported, not fatal."""
+    if model.reference is None:
+        return None, None
+    try:
+        ref = load_or_build(model, state_dir)
+    except ReferenceError as exc:
+        log.error("%s; skew for this model is unavailable", exc)
+        return None, ReferenceStatus(False, error=str(exc))
+    return ref, ReferenceStatus(True, rows=ref.rows)
 
 
 class State:
-    def __init__(self, config: Config, previous: State | None = None):
+    def __init__(self, config: Config, previous: State | None = None, state_dir: str | None = None):
         self.lock = threading.Lock()
         self.config = config
         self.models: dict[str, ModelState] = {}
+        self.references: dict[str, ReferenceStatus] = {}
         buckets = config.serving_log.latency_buckets
         for model in config.models:
             old = previous.models.get(model.name) if previous else None
@@ -44,8 +62,23 @@ class State:
                 and old.model == model
                 and previous.config.serving_log == config.serving_log
             )
-            # An unchanged model keeps its counters and windows across a reload.
-            self.models[model.name] = old if same else ModelState(model, buckets)
+            if same:
+                # An unchanged model keeps its counters and windows across a reload.
+                self.models[model.name] = old
+                if model.name in previous.references:
+                    self.references[model.name] = previous.references[model.name]
+                continue
+            ref, status = load_reference(model, state_dir)
+            if status is not None:
+                self.references[model.name] = status
+            features = model.features
+            self.models[model.name] = ModelState(
+                model,
+                buckets,
+                ref,
+                list(features.numeric) if features else None,
+                list(features.categorical) if features else None,
+            )
         self.sources: dict[str, SourceStats] = previous.sources if previous else {}
         self.ingest_passes = previous.ingest_passes if previous else 0
         self.last_ingest_timestamp = previous.last_ingest_timestamp if previous else 0.0
@@ -55,3 +88,9 @@ class State:
         if stats is None:
             stats = self.sources[name] = SourceStats()
         return stats
+
+    def compute(self, now: float | None = None) -> None:
+        """Recompute every model's statistics (caller holds no lock; brief locks inside)."""
+        for model_state in self.models.values():
+            with self.lock:
+                model_state.compute(now)

@@ -1,0 +1,131 @@
+"""Skew (window vs training reference) and drift (window vs previous window).
+
+Example output::
+
+    # TYPE mlpipe_feature_skew gauge
+    mlpipe_feature_skew{model="fraud",feature="amount",method="psi"} 0.031
+    # TYPE mlpipe_prediction_version_divergence gauge
+    mlpipe_prediction_version_divergence{model="fraud",version="v7",method="js"} 0.12
+    # TYPE mlpipe_drift_threshold gauge
+    mlpipe_drift_threshold{model="fraud",method="psi"} 0.2
+
+Values come from the results the ingest thread computed last; a comparison with fewer
+than ``min_samples`` values on either side is not exported at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporter.state.store import State
+
+
+def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=labels)
+
+
+class DriftCollector:
+    name = "drift"
+
+    def collect(self, state: State) -> Iterable[Metric]:
+        fm = ["model", "feature", "method"]
+        vm = ["model", "version", "method"]
+        feature_skew = _gauge(
+            "mlpipe_feature_skew", "Distance of a feature's window distribution from training.", fm
+        )
+        feature_drift = _gauge(
+            "mlpipe_feature_drift", "Distance of a feature's window from the previous window.", fm
+        )
+        pred_skew = _gauge(
+            "mlpipe_prediction_skew", "Distance of predictions in the window from training.", vm
+        )
+        pred_drift = _gauge(
+            "mlpipe_prediction_drift",
+            "Distance of predictions in the window from the previous window.",
+            vm,
+        )
+        divergence = _gauge(
+            "mlpipe_prediction_version_divergence",
+            "Distance of a version's predictions from the stable version's, same window.",
+            vm,
+        )
+        label_skew = _gauge(
+            "mlpipe_label_skew",
+            "Distance of joined labels in the window from training.",
+            ["model", "method"],
+        )
+        label_drift = _gauge(
+            "mlpipe_label_drift",
+            "Distance of joined labels in the window from the previous window.",
+            ["model", "method"],
+        )
+        threshold = _gauge(
+            "mlpipe_drift_threshold",
+            "Alerting threshold of a method, from the config.",
+            ["model", "method"],
+        )
+        samples = _gauge(
+            "mlpipe_window_samples", "Records in the current window.", ["model", "version"]
+        )
+        computed = _gauge(
+            "mlpipe_drift_last_computed_timestamp_seconds",
+            "When skew and drift were last computed.",
+            ["model"],
+        )
+        dropped = CounterMetricFamily(
+            "mlpipe_window_dropped_records",
+            "Records outside the windows' time range (too_old, future), not profiled.",
+            labels=["model", "reason"],
+        )
+        ref_up = _gauge(
+            "mlpipe_reference_up",
+            "Whether the model's reference profile loaded (1) or failed (0).",
+            ["model"],
+        )
+        ref_rows = _gauge("mlpipe_reference_rows", "Rows in the reference data.", ["model"])
+        for name, ms in state.models.items():
+            r = ms.results
+            for (feature, method), value in r.feature_skew.items():
+                feature_skew.add_metric([name, feature, method], value)
+            for (feature, method), value in r.feature_drift.items():
+                feature_drift.add_metric([name, feature, method], value)
+            for (version, method), value in r.prediction_skew.items():
+                pred_skew.add_metric([name, version, method], value)
+            for (version, method), value in r.prediction_drift.items():
+                pred_drift.add_metric([name, version, method], value)
+            for (version, method), value in r.prediction_divergence.items():
+                divergence.add_metric([name, version, method], value)
+            for method, value in r.label_skew.items():
+                label_skew.add_metric([name, method], value)
+            for method, value in r.label_drift.items():
+                label_drift.add_metric([name, method], value)
+            for method, value in ms.thresholds().items():
+                threshold.add_metric([name, method], value)
+            for version, n in r.window_samples.items():
+                samples.add_metric([name, version], n)
+            if r.computed_at:
+                computed.add_metric([name], r.computed_at)
+            for reason in ("too_old", "future"):
+                dropped.add_metric([name, reason], ms.dropped[reason])
+            status = state.references.get(name)
+            if status is not None:
+                ref_up.add_metric([name], 1.0 if status.ok else 0.0)
+                if status.ok:
+                    ref_rows.add_metric([name], status.rows)
+        yield from (
+            feature_skew,
+            feature_drift,
+            pred_skew,
+            pred_drift,
+            divergence,
+            label_skew,
+            label_drift,
+            threshold,
+            samples,
+            computed,
+            dropped,
+            ref_up,
+            ref_rows,
+        )

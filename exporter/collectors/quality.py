@@ -1,0 +1,53 @@
+"""Model quality from delayed ground-truth labels joined to predictions.
+
+Example output::
+
+    # TYPE mlpipe_model_quality gauge
+    mlpipe_model_quality{model="fraud",version="v6",metric="auc"} 0.91
+    # TYPE mlpipe_model_quality_threshold gauge
+    mlpipe_model_quality_threshold{model="fraud",metric="auc"} 0.8
+    # TYPE mlpipe_label_join_total counter
+    mlpipe_label_join_total{model="fraud",result="matched"} 9120.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporter.state.store import State
+
+JOIN_RESULTS = ("matched", "unmatched_label", "expired", "evicted", "late")
+
+
+class QualityCollector:
+    name = "quality"
+
+    def collect(self, state: State) -> Iterable[Metric]:
+        quality = GaugeMetricFamily(
+            "mlpipe_model_quality",
+            "Model quality over the current window, from joined labels.",
+            labels=["model", "version", "metric"],
+        )
+        threshold = GaugeMetricFamily(
+            "mlpipe_model_quality_threshold",
+            "Quality floor (ceiling for logloss, mae, rmse) from the config.",
+            labels=["model", "metric"],
+        )
+        join = CounterMetricFamily(
+            "mlpipe_label_join",
+            "Labels and predictions by join outcome: matched, unmatched_label (no prediction "
+            "waiting), expired (prediction waited past max_delay), evicted (join buffer full), "
+            "late (matched, but its prediction is older than the windows).",
+            labels=["model", "result"],
+        )
+        for name, ms in state.models.items():
+            for (version, metric), value in ms.results.quality.items():
+                quality.add_metric([name, version, metric], value)
+            for metric, value in ms.model.quality_thresholds.items():
+                threshold.add_metric([name, metric], value)
+            if ms.model.labels:
+                for result in JOIN_RESULTS:
+                    join.add_metric([name, result], float(ms.labels[result]))
+        yield from (quality, threshold, join)

@@ -1,0 +1,402 @@
+"""Everything kept per model: serving counters, windows of profiles, data-quality counts,
+the label join, and the latest skew/drift/quality results computed from them."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from exporter.config import Model
+from exporter.state.profiles import (
+    MALFORMED,
+    MISSING,
+    STATUSES,
+    VALID,
+    CategoricalSpec,
+    ColumnSpecs,
+    NumericSpec,
+    Profile,
+    bin_categorical,
+    bin_numeric,
+    canonical_category,
+    numeric_status,
+)
+from exporter.state.reference import ColumnProfile, ReferenceProfile
+from exporter.state.serving import ServingCounters
+from exporter.state.versions import VersionSlots
+from exporter.state.windows import BucketRing
+from exporter.stats import drift, quality
+
+POSITIVE_LABELS = frozenset({"1", "true"})
+UNIFORM = np.linspace(0.0, 1.0, 1001)
+
+
+@dataclass
+class Results:
+    """The latest statistics, computed in the ingest thread and read by scrapes."""
+
+    feature_skew: dict = field(default_factory=dict)  # (feature, method) -> value
+    feature_drift: dict = field(default_factory=dict)
+    prediction_skew: dict = field(default_factory=dict)  # (version, method) -> value
+    prediction_drift: dict = field(default_factory=dict)
+    prediction_divergence: dict = field(default_factory=dict)
+    label_skew: dict = field(default_factory=dict)  # method -> value
+    label_drift: dict = field(default_factory=dict)
+    window_samples: dict = field(default_factory=dict)  # version -> records in the window
+    quality: dict = field(default_factory=dict)  # (version, metric) -> value
+    computed_at: float = 0.0
+
+
+def _one_column(part: ColumnProfile | None):
+    """(spec, reference counts) of a one-column ColumnProfile, or (None, None)."""
+    if part is None:
+        return None, None
+    specs, prof = part.specs, part.profile
+    if specs.numeric:
+        spec = specs.numeric[0]
+        return spec, drift.NumericCounts(prof.numeric[0, : spec.bins], prof.sums[0, : spec.bins])
+    spec = specs.categorical[0]
+    return spec, prof.categorical[0, : spec.bins]
+
+
+class ModelState:
+    def __init__(
+        self,
+        model: Model,
+        buckets: tuple[float, ...],
+        reference: ReferenceProfile | None = None,
+        numeric: list[str] | None = None,
+        categorical: list[str] | None = None,
+    ):
+        self.model = model
+        self.reference = reference
+        self.slots = VersionSlots(model.max_versions, idle_seconds=model.windows.length)
+        self.serving = ServingCounters(buckets, self.slots)
+        n_slots = model.max_versions + 1
+        if reference is not None:
+            self.specs = reference.features.specs
+            numeric = [s.name for s in self.specs.numeric]
+            categorical = [s.name for s in self.specs.categorical]
+        else:
+            self.specs = None
+        self.numeric = list(numeric or [])
+        self.categorical = list(categorical or [])
+        self.values = np.zeros((len(self.numeric) + len(self.categorical), len(STATUSES)), np.int64)
+        self.prediction_spec, self.prediction_ref = self._prediction_spec(reference)
+        self.label_spec, self.label_ref = _one_column(reference.label if reference else None)
+        shapes: dict[str, tuple] = {"records": ((n_slots,), np.int64)}
+        if self.specs is not None:
+            shapes["num"] = ((len(self.numeric), self.specs.numeric_width), np.int64)
+            shapes["num_sums"] = ((len(self.numeric), self.specs.numeric_width), np.float64)
+            shapes["cat"] = ((len(self.categorical), self.specs.categorical_width), np.int64)
+        if self.prediction_spec is not None:
+            shapes["pred"] = ((n_slots, self.prediction_spec.bins), np.int64)
+            shapes["pred_sums"] = ((n_slots, self.prediction_spec.bins), np.float64)
+        if self.label_spec is not None:
+            shapes["label"] = ((self.label_spec.bins,), np.int64)
+            shapes["label_sums"] = ((self.label_spec.bins,), np.float64)
+        sums = {
+            "binary_classification": quality.BINARY_SUMS,
+            "regression": quality.REGRESSION_SUMS,
+            "multiclass": quality.MULTICLASS_SUMS,
+        }[model.task]
+        shapes["quality"] = ((n_slots, len(sums)), np.float64)
+        if model.task == "binary_classification":
+            shapes["auc"] = ((n_slots, 2, quality.AUC_BINS), np.int64)
+        self.ring = BucketRing(model.windows.bucket, model.windows.length, shapes)
+        self.dropped = Counter()  # records not windowed: too_old / future
+        self.labels = Counter()  # label join results
+        self.results = Results()
+
+    def _prediction_spec(self, reference: ReferenceProfile | None):
+        spec, counts = _one_column(reference.prediction if reference else None)
+        if spec is not None:
+            return spec, counts
+        task = self.model.task
+        if task == "binary_classification":
+            # Scores in [0, 1]: fixed fine bins, so prediction drift works without a reference.
+            return NumericSpec.from_sample("prediction", UNIFORM, 0.0, 1.0, 0.2887), None
+        label_spec, _ = _one_column(reference.label if reference else None)
+        # Predictions share the label's domain: bin them on the label's edges.
+        return label_spec, None
+
+    # --- ingestion --------------------------------------------------------------------
+
+    def reset_slot(self, slot: int) -> None:
+        self.serving.reset_slot(slot)
+        for name in ("records", "pred", "pred_sums", "quality", "auc"):
+            if name in self.ring.arrays:
+                self.ring.clear_row(name, slot)
+
+    def apply(self, rows, slots, batch, num_cols, cat_cols, now: float) -> None:
+        """Add records ``rows`` of ``batch`` (versions already mapped to ``slots``)."""
+        self.serving.apply(rows, slots, batch, now)
+        numeric = batch.numeric[np.ix_(rows, num_cols)] if num_cols else None
+        num_bad = (
+            batch.numeric_malformed[np.ix_(rows, num_cols)]
+            if num_cols and batch.numeric_malformed is not None
+            else None
+        )
+        cat_values = [[batch.categorical[r][c] for r in rows] for c in cat_cols]
+        cat_bad = (
+            batch.categorical_malformed[np.ix_(rows, cat_cols)]
+            if cat_cols and batch.categorical_malformed is not None
+            else None
+        )
+        codes = self._data_quality(numeric, num_bad, cat_values, cat_bad)
+        bucket, too_old, future = self.ring.place(batch.timestamp[rows], now)
+        self.dropped["too_old"] += int(too_old.sum())
+        self.dropped["future"] += int(future.sum())
+        keep = ~(too_old | future)
+        predictions = self._prediction_values([batch.prediction[r] for r in rows])
+        for b in np.unique(bucket[keep]):
+            sel = keep & (bucket == b)
+            s = slots[sel]
+            self.ring.add(b, "records", np.bincount(s, minlength=self.slots.max_versions + 1))
+            if self.specs is not None:
+                counts, sums = bin_numeric(self.specs, numeric[sel])
+                self.ring.add(b, "num", counts)
+                self.ring.add(b, "num_sums", sums)
+                self.ring.add(b, "cat", bin_categorical(self.specs, codes[sel]))
+            if self.prediction_spec is not None:
+                self._add_predictions(b, s, predictions[sel])
+
+    def _data_quality(self, numeric, num_bad, cat_values, cat_bad) -> np.ndarray | None:
+        """Count each value's status; categorical bin codes (rows, F_cat) if profiled."""
+        n_num = len(self.numeric)
+        if numeric is not None and numeric.size:
+            if self.specs is not None:
+                status = numeric_status(self.specs, numeric, self.model.out_of_range_margin)
+            else:
+                status = np.where(np.isnan(numeric), MISSING, VALID).astype(np.int8)
+            if num_bad is not None:
+                status[num_bad] = MALFORMED
+            self.values[:n_num] += _status_counts(status)
+        if not cat_values:
+            return np.empty((0, 0), np.int64)
+        n = len(cat_values[0])
+        codes = np.full((n, len(cat_values)), -1, np.int64)
+        status = np.empty((n, len(cat_values)), np.int8)
+        for j, values in enumerate(cat_values):
+            if self.specs is not None:
+                codes[:, j], status[:, j] = self.specs.categorical[j].codes(values)
+            else:
+                status[:, j] = [MISSING if v is None else VALID for v in values]
+        if cat_bad is not None:
+            status[cat_bad] = MALFORMED
+            codes[cat_bad] = -1
+        self.values[n_num:] += _status_counts(status)
+        return codes
+
+    def _prediction_values(self, raw: list) -> np.ndarray:
+        spec = self.prediction_spec
+        if isinstance(spec, CategoricalSpec):
+            return spec.codes([canonical_category(p) for p in raw])[0]
+        return np.array([p if isinstance(p, float) else np.nan for p in raw], dtype=float)
+
+    def _add_predictions(self, bucket: int, slots: np.ndarray, values: np.ndarray) -> None:
+        spec = self.prediction_spec
+        width = spec.bins
+        if isinstance(spec, CategoricalSpec):
+            ok = values >= 0
+            idx = slots[ok] * width + values[ok]
+            weights = None
+        else:
+            ok = ~np.isnan(values)
+            idx = slots[ok] * width + np.searchsorted(spec.edges, values[ok], side="right")
+            weights = values[ok]
+        size = (self.slots.max_versions + 1) * width
+        self.ring.add(bucket, "pred", np.bincount(idx, minlength=size).reshape(-1, width))
+        if weights is not None:
+            sums = np.bincount(idx, weights=weights, minlength=size).reshape(-1, width)
+            self.ring.add(bucket, "pred_sums", sums)
+
+    def add_labeled(self, timestamps, slots, predictions: list, labels: list, now: float) -> None:
+        """Joined (prediction, label) pairs, windowed at the prediction's time."""
+        bucket, too_old, future = self.ring.place(np.asarray(timestamps, float), now)
+        late = too_old | future
+        self.labels["late"] += int(late.sum())
+        slots = np.asarray(slots, np.int64)
+        canon = [canonical_category(v) if self.model.task != "regression" else v for v in labels]
+        for b in np.unique(bucket[~late]):
+            sel = np.flatnonzero(~late & (bucket == b))
+            self._add_label_profile(b, [canon[i] for i in sel])
+            self._add_quality(b, slots[sel], [predictions[i] for i in sel], [canon[i] for i in sel])
+
+    def _add_label_profile(self, bucket: int, labels: list) -> None:
+        spec = self.label_spec
+        if spec is None:
+            return
+        if isinstance(spec, CategoricalSpec):
+            codes = spec.codes(labels)[0]
+            counts = np.bincount(codes[codes >= 0], minlength=spec.bins)
+            self.ring.add(bucket, "label", counts)
+        else:
+            values = np.array([v if isinstance(v, int | float) else np.nan for v in labels], float)
+            one = ColumnSpecs((spec,))
+            counts, sums = bin_numeric(one, values[:, None])
+            self.ring.add(bucket, "label", counts[0, : spec.bins])
+            self.ring.add(bucket, "label_sums", sums[0, : spec.bins])
+
+    def _add_quality(self, bucket: int, slots: np.ndarray, predictions: list, labels: list):
+        task = self.model.task
+        width = self.ring.arrays["quality"].shape[-1]
+        sums = np.zeros((self.slots.max_versions + 1, width))
+        if task == "binary_classification":
+            scores = np.array([p if isinstance(p, float) else np.nan for p in predictions])
+            positive = np.array([lab in POSITIVE_LABELS for lab in labels])
+            ok = ~np.isnan(scores)
+            hist = np.zeros((self.slots.max_versions + 1, 2, quality.AUC_BINS), np.int64)
+            for s in np.unique(slots[ok]):
+                sel = ok & (slots == s)
+                sums[s] = quality.binary_sums(
+                    scores[sel], positive[sel], self.model.decision_threshold
+                )
+                hist[s] = quality.score_histograms(scores[sel], positive[sel])
+            self.ring.add(bucket, "auc", hist)
+        elif task == "regression":
+            preds = np.array([p if isinstance(p, float) else np.nan for p in predictions])
+            truth = np.array([v if isinstance(v, int | float) else np.nan for v in labels], float)
+            ok = ~np.isnan(preds) & ~np.isnan(truth)
+            for s in np.unique(slots[ok]):
+                sel = ok & (slots == s)
+                sums[s] = quality.regression_sums(preds[sel], truth[sel])
+        else:
+            canon = [canonical_category(p) for p in predictions]
+            for s in np.unique(slots):
+                sel = np.flatnonzero(slots == s)
+                correct = sum(canon[i] is not None and canon[i] == labels[i] for i in sel)
+                sums[s] = (len(sel), correct)
+        self.ring.add(bucket, "quality", sums)
+
+    # --- statistics ---------------------------------------------------------------------
+
+    def thresholds(self) -> dict[str, float]:
+        out = {name: m.default_threshold for name, m in drift.METHODS.items()}
+        out.update(self.model.thresholds)
+        return out
+
+    def compute(self, now: float | None = None) -> Results:
+        """Skew, drift, divergence and quality over the current window; stored and returned."""
+        now = time.time() if now is None else now
+        r = Results(computed_at=now)
+        ring, minimum = self.ring, self.model.min_samples
+        records = ring.window("records", now)
+        for slot, version in self.slots.labels():
+            if records[slot] or version != "other":
+                r.window_samples[version] = int(records[slot])
+        if self.specs is not None:
+            cur = self._window_profile(now, 0)
+            prev = self._window_profile(now, 1)
+            self._feature_scores(cur, self.reference.features.profile, minimum, r.feature_skew)
+            self._feature_scores(cur, prev, minimum, r.feature_drift)
+        if self.prediction_spec is not None:
+            self._prediction_scores(now, minimum, r)
+        if self.label_spec is not None:
+            cur, prev = self._label_counts(now, 0), self._label_counts(now, 1)
+            r.label_skew = self._compare(self.label_spec, self.label_ref, cur, minimum)
+            r.label_drift = self._compare(self.label_spec, prev, cur, minimum)
+        self._quality(now, r)
+        self.results = r
+        return r
+
+    def _window_profile(self, now: float, back: int) -> Profile:
+        ring = self.ring
+        return Profile(
+            ring.window("num", now, back),
+            ring.window("num_sums", now, back),
+            ring.window("cat", now, back),
+        )
+
+    def _feature_scores(self, cur: Profile, base: Profile, minimum: int, out: dict) -> None:
+        for j, spec in enumerate(self.specs.numeric):
+            c = drift.NumericCounts(cur.numeric[j, : spec.bins], cur.sums[j, : spec.bins])
+            b = drift.NumericCounts(base.numeric[j, : spec.bins], base.sums[j, : spec.bins])
+            for method, value in self._compare(spec, b, c, minimum).items():
+                out[(spec.name, method)] = value
+        for j, spec in enumerate(self.specs.categorical):
+            c = cur.categorical[j, : spec.bins]
+            b = base.categorical[j, : spec.bins]
+            for method, value in self._compare(spec, b, c, minimum).items():
+                out[(spec.name, method)] = value
+
+    @staticmethod
+    def _compare(spec, base, cur, minimum: int) -> dict[str, float]:
+        """All methods for one column, or nothing if either side is below ``minimum``."""
+        if base is None:
+            return {}
+        if isinstance(spec, NumericSpec):
+            if cur.counts.sum() < minimum or base.counts.sum() < minimum:
+                return {}
+            return drift.numeric_scores(
+                spec.edges, spec.groups, spec.psi_bins, spec.scale, base, cur
+            )
+        if cur.sum() < minimum or base.sum() < minimum:
+            return {}
+        return drift.categorical_scores(base, cur)
+
+    def _prediction_counts(self, now: float, back: int, slot: int):
+        spec = self.prediction_spec
+        counts = self.ring.window("pred", now, back)[slot]
+        if isinstance(spec, CategoricalSpec):
+            return counts
+        return drift.NumericCounts(counts, self.ring.window("pred_sums", now, back)[slot])
+
+    def _prediction_scores(self, now: float, minimum: int, r: Results) -> None:
+        spec = self.prediction_spec
+        records = self.ring.window("records", now)
+        labels = self.slots.labels()
+        tracked = [(s, v) for s, v in labels if v != "other"]
+        for slot, version in tracked:
+            cur = self._prediction_counts(now, 0, slot)
+            prev = self._prediction_counts(now, 1, slot)
+            for method, value in self._compare(spec, self.prediction_ref, cur, minimum).items():
+                r.prediction_skew[(version, method)] = value
+            for method, value in self._compare(spec, prev, cur, minimum).items():
+                r.prediction_drift[(version, method)] = value
+        stable = self.model.canary.stable_version
+        by_name = dict((v, s) for s, v in tracked)
+        if stable not in by_name:
+            # No configured stable version seen: the one with the most traffic is stable.
+            stable = max(tracked, key=lambda sv: records[sv[0]], default=(None, None))[1]
+        if stable is None:
+            return
+        base = self._prediction_counts(now, 0, by_name[stable])
+        for slot, version in tracked:
+            if version == stable:
+                continue
+            cur = self._prediction_counts(now, 0, slot)
+            for method, value in self._compare(spec, base, cur, minimum).items():
+                r.prediction_divergence[(version, method)] = value
+
+    def _label_counts(self, now: float, back: int):
+        counts = self.ring.window("label", now, back)
+        if isinstance(self.label_spec, CategoricalSpec):
+            return counts
+        return drift.NumericCounts(counts, self.ring.window("label_sums", now, back))
+
+    def _quality(self, now: float, r: Results) -> None:
+        sums = self.ring.window("quality", now)
+        auc = self.ring.window("auc", now) if "auc" in self.ring.arrays else None
+        for slot, version in self.slots.labels():
+            n = sums[slot][0]
+            if n < self.model.min_samples:
+                continue
+            if self.model.task == "binary_classification":
+                metrics = quality.binary_metrics(sums[slot], auc[slot])
+            elif self.model.task == "regression":
+                metrics = quality.regression_metrics(sums[slot])
+            else:
+                metrics = quality.multiclass_metrics(sums[slot])
+            for metric, value in metrics.items():
+                r.quality[(version, metric)] = value
+
+
+def _status_counts(status: np.ndarray) -> np.ndarray:
+    """(F, len(STATUSES)) counts of a (rows, F) matrix of statuses."""
+    n_feat = status.shape[1]
+    flat = status.astype(np.int64) + np.arange(n_feat) * len(STATUSES)
+    return np.bincount(flat.ravel(), minlength=n_feat * len(STATUSES)).reshape(n_feat, -1)

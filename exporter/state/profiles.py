@@ -1,0 +1,226 @@
+"""Mergeable column profiles over bins fixed by the reference.
+
+A numeric column is binned on its reference's fine quantile edges (``FINE_BINS`` quantile
+bins plus two open-ended outer bins, left-closed ``[a, b)``), with the sum of the values in
+each bin, which makes the Wasserstein distance exact up to CDF crossings inside a bin. A
+categorical column is counted over its reference's top-K values plus ``__other__`` (known
+to the reference, beyond the top K) and ``__unseen__`` (never in the reference). Two
+profiles over the same specs add: a window is the sum of its buckets.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FINE_BINS = 100
+PSI_BINS = 10
+# Reference values kept per categorical column to tell "other" from "unseen".
+VOCABULARY_LIMIT = 10_000
+OTHER, UNSEEN = "__other__", "__unseen__"
+# Data-quality statuses of one value, in the order counters keep them.
+STATUSES = ("valid", "missing", "malformed", "out_of_range", "unseen")
+VALID, MISSING, MALFORMED, OUT_OF_RANGE, UNSEEN_STATUS = range(5)
+
+
+def canonical_category(value) -> str | None:
+    """The string a categorical value is compared as (serving logs and Parquet alike)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, float | np.floating):
+        if not math.isfinite(value):
+            return None
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class NumericSpec:
+    name: str
+    edges: np.ndarray  # fine quantile edges, strictly increasing
+    psi_edges: np.ndarray  # decile edges (a subset of ``edges``)
+    groups: np.ndarray  # fine bin -> PSI bin
+    scale: float  # reference standard deviation (Wasserstein normaliser)
+    low: float  # reference min
+    high: float  # reference max
+
+    @property
+    def bins(self) -> int:
+        return len(self.edges) + 1
+
+    @property
+    def psi_bins(self) -> int:
+        return len(self.psi_edges) + 1
+
+    @classmethod
+    def from_sample(cls, name: str, sample: np.ndarray, low: float, high: float, std: float):
+        sample = sample[np.isfinite(sample)]
+        if sample.size == 0:
+            sample = np.array([0.0])
+            low = high = 0.0
+        qs = np.quantile(sample, np.linspace(0, 1, FINE_BINS + 1))
+        qs[0], qs[-1] = low, high
+        # The top edge sits just above the max, so the reference max is an interior value.
+        qs[-1] = np.nextafter(high, np.inf)
+        edges = np.unique(qs)
+        deciles = np.unique(np.quantile(sample, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
+        # Decile edges must be fine edges, so fine bins group exactly into PSI bins.
+        psi_edges = np.unique(
+            edges[np.searchsorted(edges, deciles, side="left").clip(0, len(edges) - 1)]
+        )
+        lower = np.concatenate([[-np.inf], edges])
+        groups = np.searchsorted(psi_edges, lower, side="right")
+        return cls(name, edges, psi_edges, groups, float(std), float(low), float(high))
+
+    def range_limits(self, margin: float) -> tuple[float, float]:
+        pad = (self.high - self.low) * margin
+        return self.low - pad, self.high + pad
+
+
+@dataclass(frozen=True)
+class CategoricalSpec:
+    name: str
+    values: tuple[str, ...]  # top K, most frequent first
+    vocabulary: frozenset[str] | None  # every reference value, or None if there were too many
+    lookup: dict = field(compare=False, repr=False, hash=False, default_factory=dict)
+
+    @property
+    def bins(self) -> int:
+        return len(self.values) + 2  # + other, unseen
+
+    @classmethod
+    def build(cls, name: str, values: tuple[str, ...], vocabulary: frozenset[str] | None):
+        lookup = {v: i for i, v in enumerate(values)}
+        for v in vocabulary or ():
+            lookup.setdefault(v, len(values))
+        return cls(name, tuple(values), vocabulary, lookup)
+
+    @classmethod
+    def from_counts(cls, name: str, counts: dict[str, int], top_k: int, complete: bool):
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        values = tuple(v for v, _ in ranked[:top_k])
+        vocabulary = frozenset(counts) if complete and len(counts) <= VOCABULARY_LIMIT else None
+        return cls.build(name, values, vocabulary)
+
+    def codes(self, values: list) -> tuple[np.ndarray, np.ndarray]:
+        """Bin index of each value and its status (VALID, MISSING or UNSEEN_STATUS)."""
+        k = len(self.values)
+        # Beyond the top K: "other" if the reference had it (or we cannot tell), else unseen.
+        default = k + 1 if self.vocabulary is not None else k
+        get = self.lookup.get
+        codes = np.fromiter(
+            (-1 if v is None else get(v, default) for v in values), np.int64, len(values)
+        )
+        status = np.full(len(values), VALID, np.int8)
+        status[codes < 0] = MISSING
+        status[codes == k + 1] = UNSEEN_STATUS
+        return codes, status
+
+    def labels(self) -> list[str]:
+        return [*self.values, OTHER, UNSEEN]
+
+
+@dataclass(frozen=True)
+class ColumnSpecs:
+    """The bins of every profiled column of a model."""
+
+    numeric: tuple[NumericSpec, ...] = ()
+    categorical: tuple[CategoricalSpec, ...] = ()
+
+    @property
+    def numeric_width(self) -> int:
+        return max((s.bins for s in self.numeric), default=0)
+
+    @property
+    def categorical_width(self) -> int:
+        return max((s.bins for s in self.categorical), default=0)
+
+
+@dataclass
+class Profile:
+    """Counts over a ColumnSpecs' bins; padding columns stay zero."""
+
+    numeric: np.ndarray  # (F_num, numeric_width) counts
+    sums: np.ndarray  # (F_num, numeric_width) sum of the values in each bin
+    categorical: np.ndarray  # (F_cat, categorical_width)
+
+    @classmethod
+    def zeros(cls, specs: ColumnSpecs) -> Profile:
+        return cls(
+            np.zeros((len(specs.numeric), specs.numeric_width), np.int64),
+            np.zeros((len(specs.numeric), specs.numeric_width)),
+            np.zeros((len(specs.categorical), specs.categorical_width), np.int64),
+        )
+
+    def __add__(self, other: Profile) -> Profile:
+        return Profile(
+            self.numeric + other.numeric,
+            self.sums + other.sums,
+            self.categorical + other.categorical,
+        )
+
+    def __eq__(self, other) -> bool:
+        return (
+            np.array_equal(self.numeric, other.numeric)
+            and np.allclose(self.sums, other.sums, rtol=1e-9, atol=1e-9)
+            and np.array_equal(self.categorical, other.categorical)
+        )
+
+    def samples(self) -> int:
+        """Values counted in the first column (the window's sample size)."""
+        if self.numeric.shape[0]:
+            return int(self.numeric[0].sum())
+        if self.categorical.shape[0]:
+            return int(self.categorical[0].sum())
+        return 0
+
+
+def bin_numeric(specs: ColumnSpecs, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and value sums, each (F_num, width), of a (rows, F_num) matrix; NaN skipped."""
+    n_feat, width = len(specs.numeric), specs.numeric_width
+    flat, kept = [], []
+    for j, spec in enumerate(specs.numeric):
+        col = values[:, j]
+        col = col[~np.isnan(col)]
+        if col.size:
+            flat.append(np.searchsorted(spec.edges, col, side="right") + j * width)
+            kept.append(col)
+    if not flat:
+        zero = np.zeros((n_feat, width))
+        return zero.astype(np.int64), zero
+    idx = np.concatenate(flat)
+    size = n_feat * width
+    counts = np.bincount(idx, minlength=size).reshape(n_feat, width)
+    sums = np.bincount(idx, weights=np.concatenate(kept), minlength=size).reshape(n_feat, width)
+    return counts, sums
+
+
+def bin_categorical(specs: ColumnSpecs, codes: np.ndarray) -> np.ndarray:
+    """Counts (F_cat, width) from a (rows, F_cat) matrix of bin codes; -1 skipped."""
+    n_feat, width = len(specs.categorical), specs.categorical_width
+    if n_feat == 0 or codes.size == 0:
+        return np.zeros((n_feat, width), np.int64)
+    offset = np.arange(n_feat) * width
+    flat = (codes + offset)[codes >= 0]
+    return np.bincount(flat, minlength=n_feat * width).reshape(n_feat, width)
+
+
+def numeric_status(specs: ColumnSpecs, values: np.ndarray, margin: float) -> np.ndarray:
+    """Status per value of a (rows, F_num) matrix: VALID, MISSING or OUT_OF_RANGE."""
+    status = np.full(values.shape, VALID, np.int8)
+    status[np.isnan(values)] = MISSING
+    for j, spec in enumerate(specs.numeric):
+        lo, hi = spec.range_limits(margin)
+        col = values[:, j]
+        status[(col < lo) | (col > hi), j] = OUT_OF_RANGE
+    return status
+
+
+def profile_rows(specs: ColumnSpecs, numeric: np.ndarray, cat_codes: np.ndarray) -> Profile:
+    """A profile of rows given as a numeric matrix and categorical codes."""
+    counts, sums = bin_numeric(specs, numeric)
+    return Profile(counts, sums, bin_categorical(specs, cat_codes))
