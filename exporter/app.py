@@ -16,7 +16,7 @@ from exporter.collectors.exporter import ExporterCollector
 from exporter.collectors.quality import QualityCollector
 from exporter.collectors.serving import ServingCollector
 from exporter.config import Config, ConfigError, load_config
-from exporter.ingest import ServingIngest, checkpoint_store
+from exporter.ingest import LabelIngest, ServingIngest, checkpoint_store
 from exporter.state.checkpoint import CheckpointStore
 from exporter.state.store import State
 
@@ -71,6 +71,9 @@ class Exporter:
         ingests = []
         if state.config.models:
             ingests.append(ServingIngest(state, self._store(ServingIngest.source)))
+        for model in state.config.models:
+            if model.labels:
+                ingests.append(LabelIngest(model, self._store(f"labels-{model.name}")))
         return ingests
 
     def status(self) -> dict:

@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from exporter.config import ConfigError
+from exporter.config import ConfigError, Model
+from exporter.sources.labels import LabelParser
 from exporter.sources.serving_log import ServingLogParser
 from exporter.sources.tail import FileTailer
 from exporter.state.checkpoint import CheckpointStore
@@ -21,6 +22,11 @@ from exporter.state.serving import slots_for
 from exporter.state.store import State
 
 log = logging.getLogger(__name__)
+
+
+def checkpoint_store(state_dir: str | None, name: str) -> CheckpointStore:
+    path = os.path.join(state_dir, "checkpoints", f"{name}.json") if state_dir else None
+    return CheckpointStore(path)
 
 
 def feature_union(state: State) -> tuple[list[str], list[str]]:
@@ -35,21 +41,58 @@ def feature_union(state: State) -> tuple[list[str], list[str]]:
     both = sorted(set(numeric) & set(categorical))
     if both:
         f = both[0]
-        raise ConfigError(
-            [
-                f"{state.config.source}: models: feature {f!r} is numeric for model {numeric[f]} "
-                f"but categorical for model {categorical[f]}; give it one kind in both"
-            ]
-        )
+        raise ConfigError([
+            f"{state.config.source}: models: feature {f!r} is numeric for model {numeric[f]} "
+            f"but categorical for model {categorical[f]}; give it one kind in both"
+        ])  # fmt: skip
     return list(numeric), list(categorical)
 
 
-def checkpoint_store(state_dir: str | None, source: str) -> CheckpointStore:
-    path = os.path.join(state_dir, "checkpoints", f"{source}.json") if state_dir else None
-    return CheckpointStore(path)
+class TailIngest:
+    """A followed set of files whose lines a parser turns into batches applied to state."""
+
+    source: str  # the `source` label value
+
+    def __init__(self, tailer: FileTailer, parse, budget: int):
+        self.tailer = tailer
+        self.parse = parse
+        self.budget = budget
+
+    def apply(self, state: State, batch, now: float) -> None:
+        raise NotImplementedError
+
+    def step(self, state: State) -> int:
+        """Ingest up to one budget of bytes; returns bytes consumed (0: caught up)."""
+        chunks = self.tailer.read(self.budget)
+        try:
+            batches = [
+                self.parse(c.data, c.oversized_lines) for c in chunks if c.data or c.oversized_lines
+            ]
+        except Exception:
+            self.tailer.rewind()
+            raise
+        now = time.time()
+        stats = state.source(self.source)
+        with state.lock:
+            for batch in batches:
+                self.apply(state, batch, now)
+                parsed = batch.lines - sum(batch.invalid.values())
+                stats.lines["parsed"] += parsed
+                stats.lines["invalid"] += batch.lines - parsed
+                stats.invalid.update(batch.invalid)
+            self.tailer.commit(chunks)
+            stats.checkpoint_ok = self.tailer.checkpoints.save()
+            stats.checkpoint_failures = self.tailer.checkpoints.write_failures
+            stats.bytes_read = self.tailer.bytes_read
+            stats.lag_bytes = self.tailer.lag_bytes
+            stats.files = self.tailer.file_count
+        return sum(len(c.data) for c in chunks)
+
+    def close(self) -> None:
+        self.tailer.close()
 
 
-class ServingIngest:
+class ServingIngest(TailIngest):
     """Serving logs of every configured model, dispatched by each line's model field."""
 
     source = "serving"
@@ -57,13 +100,14 @@ class ServingIngest:
     def __init__(self, state: State, checkpoints: CheckpointStore, budget: int = 8 << 20):
         cfg = state.config
         patterns = sorted({p for m in cfg.models for p in m.serving_logs})
-        self.tailer = FileTailer(
+        tailer = FileTailer(
             self.source, patterns, checkpoints, max_line_bytes=cfg.serving_log.max_line_bytes
         )
         numeric, categorical = feature_union(state)
-        self.parser = ServingLogParser(
+        parser = ServingLogParser(
             cfg.serving_log, [m.name for m in cfg.models], numeric, categorical
         )
+        super().__init__(tailer, parser.parse, budget)
         self.model_names = [m.name for m in cfg.models]
         # Per model: where its features sit in the parser's union of columns.
         self.columns = {
@@ -73,37 +117,8 @@ class ServingIngest:
             )
             for name, ms in state.models.items()
         }
-        self.budget = budget
 
-    def step(self, state: State) -> int:
-        """Ingest up to one budget of bytes; returns bytes consumed (0: caught up)."""
-        chunks = self.tailer.read(self.budget)
-        batches = []
-        try:
-            for chunk in chunks:
-                if chunk.data or chunk.oversized_lines:
-                    batches.append(self.parser.parse(chunk.data, chunk.oversized_lines))
-        except Exception:
-            self.tailer.rewind()
-            raise
-        now = time.time()
-        stats = state.source(self.source)
-        with state.lock:
-            for batch in batches:
-                self._apply(state, batch, now)
-                stats.lines["parsed"] += batch.records
-                stats.lines["invalid"] += batch.lines - batch.records
-                stats.invalid.update(batch.invalid)
-            self.tailer.commit(chunks)
-            ok = self.tailer.checkpoints.save()
-            stats.checkpoint_ok = ok
-            stats.checkpoint_failures = self.tailer.checkpoints.write_failures
-            stats.bytes_read = self.tailer.bytes_read
-            stats.lag_bytes = self.tailer.lag_bytes
-            stats.files = self.tailer.file_count
-        return sum(len(c.data) for c in chunks)
-
-    def _apply(self, state: State, batch, now: float) -> None:
+    def apply(self, state: State, batch, now: float) -> None:
         if not batch.records:
             return
         for index in np.unique(batch.model):
@@ -117,5 +132,20 @@ class ServingIngest:
             num_cols, cat_cols = self.columns[model_state.model.name]
             model_state.apply(rows, slots, batch, num_cols, cat_cols, now)
 
-    def close(self) -> None:
-        self.tailer.close()
+
+class LabelIngest(TailIngest):
+    """One model's ground-truth label files, joined to its predictions."""
+
+    source = "labels"
+
+    def __init__(self, model: Model, checkpoints: CheckpointStore, budget: int = 8 << 20):
+        tailer = FileTailer(f"labels-{model.name}", list(model.labels), checkpoints)
+        super().__init__(tailer, LabelParser(model.label_join).parse, budget)
+        self.model = model.name
+
+    def apply(self, state: State, batch, now: float) -> None:
+        model_state = state.models.get(self.model)
+        if model_state is None or model_state.join is None:
+            return
+        matched = model_state.join.add_labels(batch.request_ids, batch.labels, now)
+        model_state.add_matched(matched, now)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from exporter.config import Model
 from exporter.state.profiles import (
@@ -67,8 +67,23 @@ def parquet_files(path: str) -> list[str]:
     return sorted(f for f in found if os.path.isfile(f))
 
 
-def open_dataset(files: list[str]) -> ds.Dataset:
-    return ds.dataset(files, format="parquet", partitioning="hive")
+def iter_batches(files: list[str], columns: list[str], batch_rows: int = BATCH_ROWS):
+    """Record batches of ``columns`` from each file in turn, a row group at a time.
+
+    ``pre_buffer=False`` and a read buffer keep one batch's worth of data in memory: with
+    pre-buffering (or a dataset scanner's readahead) memory grows with the file.
+    """
+    for path in files:
+        with pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20) as pf:
+            yield from pf.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False)
+
+
+def count_rows(files: list[str]) -> int:
+    total = 0
+    for path in files:
+        with pq.ParquetFile(path) as pf:
+            total += pf.metadata.num_rows
+    return total
 
 
 @dataclass
@@ -245,8 +260,7 @@ def build_reference(model: Model, files: list[str] | None = None) -> ReferencePr
     if not files:
         raise ReferenceError(f"model {model.name}: no Parquet files match {ref.path!r}")
     try:
-        dataset = open_dataset(files)
-        schema = dataset.schema
+        schema = pq.read_schema(files[0])
     except (pa.ArrowInvalid, OSError) as exc:
         raise ReferenceError(f"model {model.name}: cannot read reference: {exc}") from exc
     numeric, categorical = select_columns(schema, model)
@@ -258,15 +272,18 @@ def build_reference(model: Model, files: list[str] | None = None) -> ReferencePr
             raise ReferenceError(f"model {model.name}: reference has no {role} column {name!r}")
         as_category = classification and not (role == "prediction" and model.task != "multiclass")
         (categorical if as_category else numeric).append(name)
-    rows = dataset.count_rows()
-    first = _Pass1(numeric, categorical, rows)
     columns = [*numeric, *categorical]
-    for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS):
-        first.add(batch)
-    specs = first.specs(model.top_k)
-    profile = Profile.zeros(specs)
-    for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS):
-        profile = profile + profile_batch(specs, batch)
+    try:
+        rows = count_rows(files)
+        first = _Pass1(numeric, categorical, rows)
+        for batch in iter_batches(files, columns):
+            first.add(batch)
+        specs = first.specs(model.top_k)
+        profile = Profile.zeros(specs)
+        for batch in iter_batches(files, columns):
+            profile = profile + profile_batch(specs, batch)
+    except (pa.ArrowInvalid, OSError, KeyError) as exc:
+        raise ReferenceError(f"model {model.name}: cannot read reference: {exc}") from exc
     return _assemble(model, specs, profile, rows, files)
 
 

@@ -1,8 +1,9 @@
 """Time-bucketed rings of counts: a window is the sum of its buckets.
 
 The ring keeps two windows' worth of buckets (the current window and the previous one, for
-drift) plus the bucket being filled. Each named array has a leading bucket axis; counts
-are kept in 32-bit types per bucket (a bucket is short) and summed in 64-bit.
+drift) plus the bucket being filled. Each named array has a leading bucket axis; integer
+counts are kept as int32 per bucket (a bucket is short) and summed in 64-bit; float arrays
+keep the dtype asked for.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ class BucketRing:
         self.ids = np.full(self.size, -1, np.int64)
         self.arrays: dict[str, np.ndarray] = {}
         for name, (shape, dtype) in shapes.items():
-            small = np.int32 if np.dtype(dtype).kind in "iu" else np.float32
+            small = np.int32 if np.dtype(dtype).kind in "iu" else dtype
             self.arrays[name] = np.zeros((self.size, *shape), small)
 
     def bucket_of(self, timestamps: np.ndarray) -> np.ndarray:
