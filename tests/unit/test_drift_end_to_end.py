@@ -291,13 +291,16 @@ def test_quality_from_delayed_labels_matches_numpy(tmp_path):
     exporter.compute_stats()
     s, y = scores[:labelled], positive[:labelled]
     pred = s >= 0.5
-    q = lambda m: sample(
-        exporter,
-        "mlpipe_model_quality",
-        model="fraud",
-        version="v1",
-        metric=m,
-    )
+
+    def q(m):
+        return sample(
+            exporter,
+            "mlpipe_model_quality",
+            model="fraud",
+            version="v1",
+            metric=m,
+        )
+
     assert q("accuracy") == pytest.approx(np.mean(pred == y), abs=1e-12)
     assert q("precision") == pytest.approx((pred & y).sum() / pred.sum(), abs=1e-12)
     assert q("recall") == pytest.approx((pred & y).sum() / y.sum(), abs=1e-12)

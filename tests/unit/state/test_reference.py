@@ -59,7 +59,7 @@ def test_reference_counts_every_row_and_category(tmp_path):
     assert ref.rows == 5000
     assert prof.numeric.sum(axis=1).tolist() == [5000, 5000]
     assert prof.sums[0].sum() == pytest.approx(table["x"].to_numpy().sum())
-    city = [s for s in specs.categorical if s.name == "city"][0]
+    city = next(s for s in specs.categorical if s.name == "city")
     counts = dict(zip(city.values, prof.categorical[1, : len(city.values)].tolist(), strict=True))
     expected = dict(
         zip(
