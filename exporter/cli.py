@@ -17,7 +17,7 @@ from exporter.server import MetricsServer, parse_listen_address
 
 log = logging.getLogger("mlpipe_exporter")
 
-SUBCOMMANDS = ("run", "check-config", "demo")
+SUBCOMMANDS = ("run", "check-config", "profile", "demo")
 DEFAULT_LISTEN = "127.0.0.1:9847"
 
 
@@ -50,6 +50,13 @@ def _add_run_flags(p: argparse.ArgumentParser, config_required: bool = True) -> 
         help="time between ingest passes (default 5s)",
     )
     p.add_argument(
+        "--stats.interval",
+        dest="stats_interval",
+        type=_duration,
+        default=15.0,
+        help="how often skew, drift and quality are recomputed (default 15s)",
+    )
+    p.add_argument(
         "--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"]
     )
     p.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
@@ -79,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(run)
     check = sub.add_parser("check-config", help="validate a config file (exit 1 if invalid)")
     check.add_argument("--config.file", dest="config", required=True)
+    prof = sub.add_parser("profile", help="build or refresh the reference profiles")
+    prof.add_argument("--config.file", dest="config", required=True)
+    prof.add_argument(
+        "--state.dir",
+        dest="state_dir",
+        default=None,
+        help="cache the profiles here (what `run --state.dir` reads)",
+    )
+    prof.add_argument("--force", action="store_true", help="rebuild even if cached")
     demo = sub.add_parser("demo", help="generate live synthetic data and run the exporter on it")
     demo.add_argument("--dir", default="demo-data", help="where demo data is written")
     demo.add_argument(
@@ -86,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_duration,
         default=None,
         help="stop after this long (default: run until interrupted)",
+    )
+    demo.add_argument(
+        "--drift-after",
+        dest="drift_after",
+        type=_duration,
+        default=180.0,
+        help="when the scheduled drift and the bad canary start (default 3m)",
     )
     _add_run_flags(demo)
     return parser
@@ -95,7 +118,9 @@ def _serve(args, config, config_path: str | None, stop: threading.Event | None =
     collectors = tuple(n for n in COLLECTOR_NAMES if getattr(args, f"collector_{n}"))
     host, port = parse_listen_address(args.listen)
     try:
-        exporter = Exporter(config, config_path, args.state_dir, args.interval, collectors)
+        exporter = Exporter(
+            config, config_path, args.state_dir, args.interval, collectors, args.stats_interval
+        )
     except ConfigError as exc:
         for line in exc.errors:
             log.error("%s", line)
@@ -120,6 +145,40 @@ def _serve(args, config, config_path: str | None, stop: threading.Event | None =
     return 0
 
 
+def _profile(args) -> int:
+    """``profile``: build (or load from the cache) every model's reference profile."""
+    import time
+
+    from exporter.state.reference import ReferenceError, load_or_build
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print("\n".join(exc.errors), file=sys.stderr)
+        return 1
+    failed = 0
+    print(
+        f"{'model':<20} {'rows':>12} {'files':>6} {'numeric':>8} {'categorical':>12} {'seconds':>8}"
+    )
+    for model in config.models:
+        if model.reference is None:
+            print(f"{model.name:<20} (no reference configured)")
+            continue
+        start = time.perf_counter()
+        try:
+            ref = load_or_build(model, args.state_dir, force=args.force)
+        except ReferenceError as exc:
+            print(f"{model.name:<20} error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        specs = ref.features.specs
+        print(
+            f"{model.name:<20} {ref.rows:>12} {len(ref.files):>6} {len(specs.numeric):>8} "
+            f"{len(specs.categorical):>12} {time.perf_counter() - start:>8.2f}"
+        )
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
@@ -134,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{args.config}: ok")
         return 0
+    if args.command == "profile":
+        return _profile(args)
     setup_logging(args.log_level, args.log_format)
     if args.command == "demo":
         from exporter import demo

@@ -41,10 +41,12 @@ def feature_union(state: State) -> tuple[list[str], list[str]]:
     both = sorted(set(numeric) & set(categorical))
     if both:
         f = both[0]
-        raise ConfigError([
-            f"{state.config.source}: models: feature {f!r} is numeric for model {numeric[f]} "
-            f"but categorical for model {categorical[f]}; give it one kind in both"
-        ])  # fmt: skip
+        raise ConfigError(
+            [
+                f"{state.config.source}: models: feature {f!r} is numeric for model {numeric[f]} "
+                f"but categorical for model {categorical[f]}; give it one kind in both"
+            ]
+        )
     return list(numeric), list(categorical)
 
 

@@ -51,13 +51,44 @@ def test_numeric_psi_matches_numpy_deciles(case):
 
 
 @pytest.mark.parametrize("case", SHIFTS)
-def test_numeric_js_matches_scipy_on_histograms(case):
+def test_numeric_js_matches_scipy_on_decile_histograms(case):
     ref, cur, spec, r, c = numeric_case(SHIFTS[case])
+    bins = np.concatenate([[-np.inf], spec.psi_edges, [np.inf]])
+    h_ref, _ = np.histogram(ref, bins)
+    h_cur, _ = np.histogram(cur, bins)
+    expected = jensenshannon(h_ref / h_ref.sum(), h_cur / h_cur.sum(), base=2)
+    scores = drift.numeric_scores(spec.edges, spec.groups, spec.psi_bins, spec.scale, r, c)
+    assert scores["js"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_fine_bin_js_matches_scipy_too():
+    ref, cur, spec, r, c = numeric_case(0.1)
     bins = np.concatenate([[-np.inf], spec.edges, [np.inf]])
     h_ref, _ = np.histogram(ref, bins)
     h_cur, _ = np.histogram(cur, bins)
     expected = jensenshannon(h_ref / h_ref.sum(), h_cur / h_cur.sum(), base=2)
     assert drift.js_distance(r.counts, c.counts) == pytest.approx(expected, abs=1e-9)
+
+
+def test_small_unshifted_samples_stay_under_default_thresholds():
+    """Why PSI and JS use decile bins: 500 values from the reference distribution."""
+    rng = np.random.default_rng(9)
+    ref = rng.normal(size=50_000)
+    spec = NumericSpec.from_sample("x", ref, ref.min(), ref.max(), ref.std())
+    specs = ColumnSpecs((spec,))
+    worst = {m: 0.0 for m in drift.NUMERIC_METHODS}
+    ref_prof = profile_rows(specs, ref[:, None], np.empty((len(ref), 0), np.int64))
+    r = NumericCounts(ref_prof.numeric[0, : spec.bins], ref_prof.sums[0, : spec.bins])
+    for _ in range(20):
+        cur = rng.normal(size=500)
+        p = profile_rows(specs, cur[:, None], np.empty((500, 0), np.int64))
+        c = NumericCounts(p.numeric[0, : spec.bins], p.sums[0, : spec.bins])
+        for m, v in drift.numeric_scores(
+            spec.edges, spec.groups, spec.psi_bins, spec.scale, r, c
+        ).items():
+            worst[m] = max(worst[m], v)
+    for m, v in worst.items():
+        assert v < drift.METHODS[m].default_threshold, (m, v)
 
 
 @pytest.mark.parametrize("case", SHIFTS)
