@@ -68,13 +68,27 @@ def parquet_files(path: str) -> list[str]:
 
 
 def iter_batches(files: list[str], columns: list[str], batch_rows: int = BATCH_ROWS):
-    """Record batches of ``columns`` from each file in turn, a row group at a time.
+    """Record batches of ``columns`` from each file in turn, in bounded memory.
 
     ``pre_buffer=False`` and a read buffer keep one batch's worth of data in memory: with
-    pre-buffering (or a dataset scanner's readahead) memory grows with the file.
+    pre-buffering (or a dataset scanner's readahead) memory grows with the file. String
+    columns are read as dictionaries, as Parquet stores them, so categorical values are
+    coded once per dictionary, not once per row.
     """
     for path in files:
-        with pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20) as pf:
+        schema = pq.read_schema(path)
+        strings = [
+            c
+            for c in columns
+            if c in schema.names
+            and (
+                pa.types.is_string(schema.field(c).type)
+                or pa.types.is_large_string(schema.field(c).type)
+            )
+        ]
+        with pq.ParquetFile(
+            path, pre_buffer=False, buffer_size=1 << 20, read_dictionary=strings or None
+        ) as pf:
             yield from pf.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False)
 
 
@@ -140,15 +154,18 @@ def as_strings(array: pa.Array) -> pa.Array:
 
 def categorical_codes(spec: CategoricalSpec, array: pa.Array) -> np.ndarray:
     """Bin codes of a column (vectorised); -1 for nulls."""
+    if pa.types.is_dictionary(array.type):
+        # Code the (small) dictionary once, then gather by index.
+        lookup = categorical_codes(spec, array.dictionary)
+        idx = array.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        codes = lookup[idx] if len(lookup) else np.full(len(idx), -1, np.int64)
+        if array.null_count:
+            codes[array.is_null().to_numpy(zero_copy_only=False)] = -1
+        return codes
     strings = as_strings(array)
     k = len(spec.values)
     idx = pc.index_in(strings, value_set=pa.array(spec.values, pa.string()))
-    codes = idx.to_numpy(zero_copy_only=False)
-    codes = (
-        np.where(np.isnan(codes), -2, codes).astype(np.int64)
-        if codes.dtype.kind == "f"
-        else codes.astype(np.int64)
-    )
+    codes = idx.fill_null(-2).to_numpy(zero_copy_only=False).astype(np.int64)
     beyond = codes == -2
     if beyond.any():
         if spec.vocabulary is None:
@@ -157,9 +174,21 @@ def categorical_codes(spec: CategoricalSpec, array: pa.Array) -> np.ndarray:
             known = pc.is_in(strings, value_set=pa.array(sorted(spec.vocabulary), pa.string()))
             known = known.to_numpy(zero_copy_only=False).astype(bool)
             codes[beyond] = np.where(known[beyond], k, k + 1)
-    nulls = strings.is_null().to_numpy(zero_copy_only=False)
-    codes[nulls] = -1
+    if strings.null_count:
+        codes[strings.is_null().to_numpy(zero_copy_only=False)] = -1
     return codes
+
+
+def value_counts(array: pa.Array) -> tuple[list, list]:
+    """(values as strings, counts) of a column's non-null values."""
+    if pa.types.is_dictionary(array.type):
+        valid = array.indices.drop_null().to_numpy(zero_copy_only=False)
+        counts = np.bincount(valid, minlength=len(array.dictionary))
+        values = as_strings(array.dictionary).to_pylist()
+        keep = counts > 0
+        return [v for v, k in zip(values, keep, strict=True) if k], counts[keep].tolist()
+    vc = pc.value_counts(as_strings(array).drop_null())
+    return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
 
 
 def numeric_matrix(batch: pa.RecordBatch, names: list[str]) -> np.ndarray:
@@ -195,19 +224,20 @@ class _Pass1:
             keep = self.rng.random(len(m)) < self.p
             self.samples.append(m[keep])
             finite = np.isfinite(m)
-            with np.errstate(invalid="ignore"):
-                self.low = np.minimum(self.low, np.min(np.where(finite, m, np.inf), axis=0))
-                self.high = np.maximum(self.high, np.max(np.where(finite, m, -np.inf), axis=0))
-            z = np.where(finite, m, 0.0)
+            if finite.all():  # the common case: no nulls, no infinities
+                low, high, z = m.min(axis=0), m.max(axis=0), m
+            else:
+                low = np.where(finite, m, np.inf).min(axis=0)
+                high = np.where(finite, m, -np.inf).max(axis=0)
+                z = np.where(finite, m, 0.0)
+            self.low = np.minimum(self.low, low)
+            self.high = np.maximum(self.high, high)
             self.count += finite.sum(axis=0)
             self.sum += z.sum(axis=0)
-            self.sumsq += (z * z).sum(axis=0)
+            self.sumsq += np.einsum("ij,ij->j", z, z)
         for j, name in enumerate(self.categorical):
-            vc = pc.value_counts(as_strings(batch.column(name)).drop_null())
             counts = self.counts[j]
-            for value, n in zip(
-                vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True
-            ):
+            for value, n in zip(*value_counts(batch.column(name)), strict=True):
                 counts[value] = counts.get(value, 0) + n
             if len(counts) > MAX_TRACKED_CATEGORIES:
                 keep = sorted(counts.items(), key=lambda kv: -kv[1])[: MAX_TRACKED_CATEGORIES // 2]
