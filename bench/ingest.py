@@ -18,7 +18,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import CATEGORICAL, NUMERIC, OUT, pin_one_core, rss_mb, serving_log, table
+from bench.common import (
+    CATEGORICAL,
+    NUMERIC,
+    OUT,
+    pin_one_core,
+    reference_parquet,
+    rss_mb,
+    serving_log,
+    table,
+)
 from exporter.app import Exporter
 from exporter.config import parse_config
 
@@ -40,11 +49,15 @@ def main() -> None:
                     "name": "bench",
                     "serving_logs": [os.path.join(work, "logs", "*.jsonl")],
                     "features": {"numeric": NUMERIC, "categorical": CATEGORICAL},
+                    "reference": {"path": reference_parquet(os.path.join(OUT, "ref.parquet"))},
+                    "windows": {"length": "7d", "bucket": "1h"},
                 }
             ]
         }
     )
     exporter = Exporter(cfg, state_dir=os.path.join(work, "state"))
+    model_state = exporter.state.models["bench"]
+    exporter.state.models["bench"]
     size_mb = os.path.getsize(base) / 2**20
     rows = []
     rss_start = rss_mb()
@@ -80,6 +93,12 @@ def main() -> None:
     )
     print(table(rows, ("lines ingested", "lines/s", "MiB/s", "RSS MiB", "scrape ms")))
     rates = [float(r[1][:-1]) for r in rows]
+    exporter.compute_stats()
+    profiled = int(model_state.ring.window("num", time.time())[0].sum())
+    print(
+        f"profiled into windows: {profiled} records, "
+        f"{len(model_state.results.feature_skew)} skew series, dropped {dict(model_state.dropped)}"
+    )
     print(
         f"median {statistics.median(rates):.0f}k lines/s; parsed {parsed:.0f} "
         f"(expected {args.lines * args.files}, plus {args.files} marker lines invalid)"

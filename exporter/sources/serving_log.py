@@ -52,7 +52,7 @@ class ParsedBatch:
     prediction: list = field(default_factory=list)  # float, str or None
     numeric: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))  # NaN = no value
     numeric_malformed: np.ndarray | None = None  # bool (rows, numeric); None = none malformed
-    categorical: list = field(default_factory=list)  # tuples of str or None per row
+    categorical: list = field(default_factory=list)  # per feature: pa.StringArray (nulls: none)
     categorical_malformed: np.ndarray | None = None
 
     @property
@@ -311,10 +311,12 @@ class ServingLogParser:
             if self.categorical:
                 getter = operator.attrgetter(*[f"c{i}" for i in range(len(self.categorical))])
                 empty = (None,) * len(self.categorical)
-                categorical = [getter(f) if f is not None else empty for f in feats]
+                rows = [getter(f) if f is not None else empty for f in feats]
                 if len(self.categorical) == 1:
-                    categorical = [r if isinstance(r, tuple) else (r,) for r in categorical]
-                categorical += [tuple(s[3]) for s in slow]
+                    rows = [r if isinstance(r, tuple) else (r,) for r in rows]
+                rows += [tuple(s[3]) for s in slow]
+                # Transpose in C, then one Arrow array per feature: coding is vectorised.
+                categorical = [pa.array(c, pa.string()) for c in zip(*rows, strict=True)]
                 if slow:
                     cat_bad = np.zeros((n, len(self.categorical)), bool)
                     cat_bad[len(fast) :] = [s[4] for s in slow]
@@ -329,7 +331,8 @@ class ServingLogParser:
             versions = [versions[i] for i in idx]
             rid = [rid[i] for i in idx]
             pred = [pred[i] for i in idx]
-            categorical = [categorical[i] for i in idx] if categorical else categorical
+            taken = pa.array(idx)
+            categorical = [c.take(taken) for c in categorical]
         batch.model, batch.timestamp, batch.latency, batch.error = model, timestamp, latency, error
         batch.version, batch.request_id, batch.prediction = versions, rid, pred
         batch.numeric, batch.numeric_malformed = numeric, num_bad

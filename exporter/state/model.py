@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 from exporter.config import Model
 from exporter.state.join import JoinBuffer
@@ -147,7 +148,12 @@ class ModelState:
             if num_cols and batch.numeric_malformed is not None
             else None
         )
-        cat_values = [[batch.categorical[r][c] for r in rows] for c in cat_cols]
+        everything = len(rows) == batch.records
+        taken = None if everything else pa.array(rows)
+        cat_values = [
+            batch.categorical[c] if everything else batch.categorical[c].take(taken)
+            for c in cat_cols
+        ]
         cat_bad = (
             batch.categorical_malformed[np.ix_(rows, cat_cols)]
             if cat_cols and batch.categorical_malformed is not None
@@ -199,9 +205,11 @@ class ModelState:
         status = np.empty((n, len(cat_values)), np.int8)
         for j, values in enumerate(cat_values):
             if self.specs is not None:
-                codes[:, j], status[:, j] = self.specs.categorical[j].codes(values)
+                codes[:, j], status[:, j] = self.specs.categorical[j].codes_array(values)
             else:
-                status[:, j] = [MISSING if v is None else VALID for v in values]
+                status[:, j] = np.where(
+                    values.is_null().to_numpy(zero_copy_only=False), MISSING, VALID
+                )
         if cat_bad is not None:
             status[cat_bad] = MALFORMED
             codes[cat_bad] = -1

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 FINE_BINS = 100
 PSI_BINS = 10
@@ -152,18 +154,34 @@ class CategoricalSpec:
         vocabulary = frozenset(counts) if complete and len(counts) <= VOCABULARY_LIMIT else None
         return cls.build(name, values, vocabulary)
 
-    def codes(self, values: list) -> tuple[np.ndarray, np.ndarray]:
-        """Bin index of each value and its status (VALID, MISSING or UNSEEN_STATUS)."""
-        k = len(self.values)
+    def _default(self) -> int:
         # Beyond the top K: "other" if the reference had it (or we cannot tell), else unseen.
-        default = k + 1 if self.vocabulary is not None else k
-        get = self.lookup.get
-        codes = np.fromiter(
-            (-1 if v is None else get(v, default) for v in values), np.int64, len(values)
-        )
-        status = np.full(len(values), VALID, np.int8)
+        return len(self.values) + 1 if self.vocabulary is not None else len(self.values)
+
+    def codes(self, values: list) -> tuple[np.ndarray, np.ndarray]:
+        """Bin index and status of each value of a list (see ``codes_array``)."""
+        return self.codes_array(pa.array(values, pa.string()))
+
+    def codes_array(self, array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Bin index of each value of a string (or dictionary) array, and its status.
+
+        Codes are -1 for nulls; statuses VALID, MISSING or UNSEEN_STATUS. The lookup runs
+        once per distinct value (the dictionary), then a gather maps every row.
+        """
+        if not pa.types.is_dictionary(array.type):
+            array = pc.dictionary_encode(array)
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        get, default = self.lookup.get, self._default()
+        distinct = array.dictionary.to_pylist()
+        lookup = np.fromiter((get(v, default) for v in distinct), np.int64, len(distinct))
+        idx = array.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        codes = lookup[idx] if len(lookup) else np.full(len(idx), -1, np.int64)
+        if array.null_count:
+            codes[array.is_null().to_numpy(zero_copy_only=False)] = -1
+        status = np.full(len(codes), VALID, np.int8)
         status[codes < 0] = MISSING
-        status[codes == k + 1] = UNSEEN_STATUS
+        status[codes == len(self.values) + 1] = UNSEEN_STATUS
         return codes, status
 
     def labels(self) -> list[str]:

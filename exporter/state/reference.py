@@ -155,28 +155,10 @@ def as_strings(array: pa.Array) -> pa.Array:
 def categorical_codes(spec: CategoricalSpec, array: pa.Array) -> np.ndarray:
     """Bin codes of a column (vectorised); -1 for nulls."""
     if pa.types.is_dictionary(array.type):
-        # Code the (small) dictionary once, then gather by index.
-        lookup = categorical_codes(spec, array.dictionary)
-        idx = array.indices.fill_null(0).to_numpy(zero_copy_only=False)
-        codes = lookup[idx] if len(lookup) else np.full(len(idx), -1, np.int64)
-        if array.null_count:
-            codes[array.is_null().to_numpy(zero_copy_only=False)] = -1
-        return codes
-    strings = as_strings(array)
-    k = len(spec.values)
-    idx = pc.index_in(strings, value_set=pa.array(spec.values, pa.string()))
-    codes = idx.fill_null(-2).to_numpy(zero_copy_only=False).astype(np.int64)
-    beyond = codes == -2
-    if beyond.any():
-        if spec.vocabulary is None:
-            codes[beyond] = k
-        else:
-            known = pc.is_in(strings, value_set=pa.array(sorted(spec.vocabulary), pa.string()))
-            known = known.to_numpy(zero_copy_only=False).astype(bool)
-            codes[beyond] = np.where(known[beyond], k, k + 1)
-    if strings.null_count:
-        codes[strings.is_null().to_numpy(zero_copy_only=False)] = -1
-    return codes
+        array = pa.DictionaryArray.from_arrays(array.indices, as_strings(array.dictionary))
+    else:
+        array = as_strings(array)
+    return spec.codes_array(array)[0]
 
 
 def value_counts(array: pa.Array) -> tuple[list, list]:
