@@ -10,20 +10,42 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter.collectors.base import ScrapeCollector
+from exporter.collectors.compute import ComputeCollector, GpuCollector
 from exporter.collectors.data_quality import DataQualityCollector
+from exporter.collectors.datasets import DatasetsCollector
 from exporter.collectors.drift import DriftCollector
 from exporter.collectors.exporter import ExporterCollector
+from exporter.collectors.pipelines import PipelinesCollector
 from exporter.collectors.quality import QualityCollector
+from exporter.collectors.quota import QuotaCollector
 from exporter.collectors.serving import ServingCollector
 from exporter.config import Config, ConfigError, load_config
-from exporter.ingest import LabelIngest, ServingIngest, checkpoint_store
+from exporter.ingest import (
+    DatasetIngest,
+    HostIngest,
+    LabelIngest,
+    RunLogIngest,
+    ServingIngest,
+    checkpoint_store,
+)
 from exporter.state.checkpoint import CheckpointStore
 from exporter.state.store import State
 
 log = logging.getLogger(__name__)
 
 # Collectors by name, each enabled by default; --no-collector.NAME turns one off.
-COLLECTOR_NAMES = ("serving", "drift", "data_quality", "quality", "exporter")
+COLLECTOR_NAMES = (
+    "serving",
+    "drift",
+    "data_quality",
+    "quality",
+    "datasets",
+    "pipelines",
+    "compute",
+    "gpu",
+    "quota",
+    "exporter",
+)
 
 
 class Exporter:
@@ -43,6 +65,7 @@ class Exporter:
         self._last_stats = 0.0
         self.state = State(config, state_dir=state_dir)
         self._checkpoints: dict[str, CheckpointStore] = {}
+        self.collectors = collectors
         self.ingests = self._build_ingests(self.state)
         self.ready = threading.Event()
         self.reload_ok = True
@@ -56,6 +79,11 @@ class Exporter:
             "drift": DriftCollector(),
             "data_quality": DataQualityCollector(),
             "quality": QualityCollector(),
+            "datasets": DatasetsCollector(),
+            "pipelines": PipelinesCollector(),
+            "compute": ComputeCollector(),
+            "gpu": GpuCollector(),
+            "quota": QuotaCollector(),
             "exporter": ExporterCollector(self.status),
         }
         enabled = [available[name] for name in collectors if name in available]
@@ -74,6 +102,16 @@ class Exporter:
         for model in state.config.models:
             if model.labels:
                 ingests.append(LabelIngest(model, self._store(f"labels-{model.name}")))
+        if any(p.run_log for p in state.config.pipelines):
+            ingests.append(RunLogIngest(state, self._store(RunLogIngest.source)))
+        if state.datasets:
+            ingests.append(DatasetIngest(state))
+        gpu = "gpu" in self.collectors
+        processes = "compute" in self.collectors and any(
+            p.processes for p in state.config.pipelines
+        )
+        if gpu or processes:
+            ingests.append(HostIngest(state, gpu=gpu, processes=processes))
         return ingests
 
     def status(self) -> dict:

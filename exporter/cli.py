@@ -17,7 +17,7 @@ from exporter.server import MetricsServer, parse_listen_address
 
 log = logging.getLogger("mlpipe_exporter")
 
-SUBCOMMANDS = ("run", "check-config", "profile", "demo")
+SUBCOMMANDS = ("run", "check-config", "profile", "estimate-quota", "demo")
 DEFAULT_LISTEN = "127.0.0.1:9847"
 
 
@@ -95,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="cache the profiles here (what `run --state.dir` reads)",
     )
     prof.add_argument("--force", action="store_true", help="rebuild even if cached")
+    est = sub.add_parser("estimate-quota", help="serving replicas needed, from the serving logs")
+    est.add_argument("--config.file", dest="config", required=True)
+    est.add_argument("--model", default=None, help="one model (default: all)")
+    est.add_argument("--output", choices=["table", "json"], default="table")
+    est.add_argument(
+        "--window",
+        type=_duration,
+        default=86400.0,
+        help="use the last this-long of each model's logs (default 24h)",
+    )
     demo = sub.add_parser("demo", help="generate live synthetic data and run the exporter on it")
     demo.add_argument("--dir", default="demo-data", help="where demo data is written")
     demo.add_argument(
@@ -195,6 +205,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "profile":
         return _profile(args)
+    if args.command == "estimate-quota":
+        from exporter import capacity_cli
+
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print("\n".join(exc.errors), file=sys.stderr)
+            return 1
+        return capacity_cli.run(config, args.model, args.output, args.window)
     setup_logging(args.log_level, args.log_format)
     if args.command == "demo":
         from exporter import demo

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -112,6 +113,15 @@ class LabelJoin:
 
 
 @dataclass(frozen=True)
+class Capacity:
+    """For the serving-capacity estimate (docs/capacity.md)."""
+
+    replica_concurrency: float = 1.0  # requests one replica serves at once
+    target_utilization: float = 0.7
+    headroom: float = 0.2
+
+
+@dataclass(frozen=True)
 class Model:
     name: str
     serving_logs: tuple[str, ...]
@@ -132,15 +142,16 @@ class Model:
     label_join: LabelJoin = LabelJoin()
     # Binary classification: a prediction >= this is the positive class.
     decision_threshold: float = 0.5
+    capacity: Capacity = Capacity()
 
 
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    path: str
-    reference: str
+    path: str  # a directory of Parquet files, flat or hive-partitioned (date=.../part.parquet)
+    reference: str  # the model whose training reference and features apply
     role: Literal["data", "validation"] = "data"
-    label: str | None = None
+    label: str | None = None  # label column; default: the model's reference label
 
 
 @dataclass(frozen=True)
@@ -167,6 +178,8 @@ class Quota:
     reset: Literal["rolling", "calendar"] = "rolling"
     pipelines: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
+    # The rate of use that forecasts exhaustion is measured over this much recent time.
+    forecast_window: Duration = 3600.0
 
 
 @dataclass(frozen=True)
@@ -356,6 +369,10 @@ def _validate(cfg: Config, errors: list[str]) -> None:
                     f"{p}.quality_thresholds.{metric}: unknown metric "
                     f"(known: {', '.join(QUALITY_METRICS)})"
                 )
+        if not 0 < m.capacity.target_utilization <= 1:
+            errors.append(f"{p}.capacity.target_utilization: must be in (0, 1]")
+        if m.capacity.replica_concurrency <= 0 or m.capacity.headroom < 0:
+            errors.append(f"{p}.capacity: replica_concurrency > 0 and headroom >= 0 required")
         if m.max_versions < 1:
             errors.append(f"{p}.max_versions: must be at least 1")
         if m.top_k < 1:
@@ -371,7 +388,24 @@ def _validate(cfg: Config, errors: list[str]) -> None:
             errors.append(f"datasets[{i}].reference: no model named {d.reference!r}")
         _check_readable_glob(os.path.join(d.path, "x"), f"datasets[{i}].path", errors)
     pipeline_names = {p.name for p in cfg.pipelines}
+    for i, p in enumerate(cfg.pipelines):
+        if p.run_log is not None:
+            _check_readable_glob(p.run_log, f"pipelines[{i}].run_log", errors)
+        if p.processes is not None:
+            if p.processes.cmdline_regex is None and p.processes.pid_file is None:
+                errors.append(f"pipelines[{i}].processes: give cmdline_regex or pid_file")
+            if p.processes.cmdline_regex is not None:
+                try:
+                    re.compile(p.processes.cmdline_regex)
+                except re.error as exc:
+                    errors.append(f"pipelines[{i}].processes.cmdline_regex: invalid regex: {exc}")
     for i, q in enumerate(cfg.quotas):
+        if q.resource in ("cpu_seconds", "gpu_seconds") and not q.pipelines:
+            errors.append(f"quotas[{i}].pipelines: a {q.resource} quota needs pipelines")
+        if q.resource == "requests_per_second" and not q.models:
+            errors.append(f"quotas[{i}].models: a requests_per_second quota needs models")
+        if q.resource == "memory_bytes" and not q.pipelines:
+            errors.append(f"quotas[{i}].pipelines: a memory_bytes quota needs pipelines")
         for j, name in enumerate(q.pipelines):
             if name not in pipeline_names:
                 errors.append(f"quotas[{i}].pipelines[{j}]: no pipeline named {name!r}")

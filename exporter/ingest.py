@@ -14,7 +14,10 @@ import time
 import numpy as np
 
 from exporter.config import ConfigError, Model
+from exporter.sources.datasets import DatasetWatcher, FileFailed, partition_of, profile_file
+from exporter.sources.host import HostSampler
 from exporter.sources.labels import LabelParser
+from exporter.sources.runs import RunLogParser
 from exporter.sources.serving_log import ServingLogParser
 from exporter.sources.tail import FileTailer
 from exporter.state.checkpoint import CheckpointStore
@@ -151,3 +154,104 @@ class LabelIngest(TailIngest):
             return
         matched = model_state.join.add_labels(batch.request_ids, batch.labels, now)
         model_state.add_matched(matched, now)
+
+
+class RunLogIngest(TailIngest):
+    """The pipelines' run logs (one source, dispatched by each line's pipeline field)."""
+
+    source = "runs"
+
+    def __init__(self, state: State, checkpoints: CheckpointStore, budget: int = 8 << 20):
+        pipelines = state.config.pipelines
+        patterns = sorted({p.run_log for p in pipelines if p.run_log})
+        tailer = FileTailer(self.source, patterns, checkpoints)
+        super().__init__(tailer, RunLogParser([p.name for p in pipelines]).parse, budget)
+
+    def apply(self, state: State, batch, now: float) -> None:
+        for record, start, end in batch.records:
+            finished = state.pipelines[record.pipeline].apply(record, start, end)
+            if not finished or finished.get("time") is None:
+                continue
+            for ledger in state.quotas.values():
+                amount = finished.get(ledger.quota.resource)
+                if amount is not None:
+                    ledger.add(finished["time"], record.pipeline, amount)
+
+
+class DatasetIngest:
+    """Profiles new or changed Parquet files of every dataset, a few files per step."""
+
+    source = "datasets"
+
+    def __init__(self, state: State, files_per_step: int = 4):
+        self.watchers = {
+            name: DatasetWatcher(ds.dataset.path) for name, ds in state.datasets.items()
+        }
+        self.files_per_step = files_per_step
+
+    def step(self, state: State) -> int:
+        done = 0
+        for name, watcher in self.watchers.items():
+            ds = state.datasets.get(name)
+            if ds is None:
+                continue
+            changed, gone = watcher.changes()
+            with state.lock:
+                for path in gone:
+                    ds.remove(partition_of(watcher.root, path), path)
+                    watcher.forget(path)
+            for path, signature in changed[: self.files_per_step - done]:
+                try:
+                    profile = profile_file(
+                        path, ds.specs, ds.label_specs, ds.model.out_of_range_margin
+                    )
+                except FileFailed as exc:
+                    log.warning("dataset %s: %s unreadable (%s): %s", name, path, exc.reason, exc)
+                    with state.lock:
+                        ds.failed[exc.reason] += 1
+                    watcher.mark(path, signature)
+                    done += 1
+                    continue
+                with state.lock:
+                    ds.apply(partition_of(watcher.root, path), path, profile, signature[1] / 1e9)
+                    ds.compute()
+                watcher.mark(path, signature)
+                done += 1
+            if done >= self.files_per_step:
+                break
+        # Bytes are not what a dataset step counts: report files as "consumed" work.
+        return done
+
+    def close(self) -> None:
+        pass
+
+
+class HostIngest:
+    """Samples processes and GPUs once per pass (not per batch: sampling has a cost)."""
+
+    source = "host"
+
+    def __init__(self, state: State, gpu: bool = True, processes: bool = True):
+        pipelines = state.config.pipelines if processes else []
+        self.sampler = HostSampler(pipelines, gpu=gpu)
+        self.last = 0.0
+
+    def step(self, state: State) -> int:
+        if time.monotonic() - self.last < 1.0:
+            return 0
+        self.last = time.monotonic()
+        sample = self.sampler.sample()
+        with state.lock:
+            for name, delta in sample.cpu_seconds_delta.items():
+                ps = state.pipelines[name]
+                ps.cpu_seconds += delta
+                ps.memory_bytes = sample.memory_bytes[name]
+                ps.processes = sample.processes[name]
+                ps.gpu_memory_bytes = sum(
+                    g.processes.get(pid, 0.0) for g in sample.gpus for pid in sample.pids[name]
+                )
+            state.host = sample
+        return 0
+
+    def close(self) -> None:
+        pass

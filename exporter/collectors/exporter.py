@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter import __version__
-from exporter.sources.serving_log import INVALID_REASONS
+from exporter.sources import INVALID_REASONS
 from exporter.state.store import State
 
 

@@ -64,6 +64,23 @@ class ServingCollector:
                 )
                 if counters.last_timestamp[slot] > 0:
                     last.add_metric([name, version], float(counters.last_timestamp[slot]))
+        estimated = GaugeMetricFamily(
+            "mlpipe_serving_estimated_replicas",
+            "Replicas needed for the window's busiest bucket (Little's law, docs/capacity.md).",
+            labels=["model"],
+        )
+        peak = GaugeMetricFamily(
+            "mlpipe_serving_peak_requests_per_second",
+            "Request rate of the window's busiest bucket.",
+            labels=["model"],
+        )
+        for name, model_state in state.models.items():
+            cap = model_state.results.capacity
+            if cap:
+                estimated.add_metric([name], cap["replicas"])
+                peak.add_metric([name], cap["peak_qps"])
         yield requests
         yield duration
         yield last
+        yield estimated
+        yield peak

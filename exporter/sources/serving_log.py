@@ -24,15 +24,6 @@ import pyarrow.compute as pc
 
 from exporter.config import ServingLogFormat
 
-# Why a line was not used; a small fixed set (label values of the invalid-lines counter).
-INVALID_REASONS = (
-    "not_json",  # not a JSON object (includes empty lines and non-standard tokens like NaN)
-    "missing_field",  # no model or no timestamp
-    "wrong_type",  # model/version/latency/status of the wrong JSON type
-    "bad_timestamp",  # neither RFC 3339 nor epoch seconds
-    "unknown_model",  # a model name not in the config
-    "too_long",  # longer than serving_log.max_line_bytes
-)
 ROLES = ("timestamp", "model", "version", "request_id", "latency", "status", "prediction")
 _STATUS_CACHE_MAX = 1024
 

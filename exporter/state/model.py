@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from exporter.config import Model
+from exporter.state.compare import column_scores, profile_scores
 from exporter.state.join import JoinBuffer
 from exporter.state.profiles import (
     MALFORMED,
@@ -25,12 +26,14 @@ from exporter.state.profiles import (
     bin_numeric,
     canonical_category,
     numeric_status,
+    status_counts,
 )
 from exporter.state.reference import ColumnProfile, ReferenceProfile
 from exporter.state.serving import ServingCounters
 from exporter.state.versions import VersionSlots
 from exporter.state.windows import BucketRing
 from exporter.stats import drift, quality
+from exporter.stats.capacity import replicas_for
 
 POSITIVE_LABELS = frozenset({"1", "true"})
 UNIFORM = np.linspace(0.0, 1.0, 1001)
@@ -49,6 +52,7 @@ class Results:
     label_drift: dict = field(default_factory=dict)
     window_samples: dict = field(default_factory=dict)  # version -> records in the window
     quality: dict = field(default_factory=dict)  # (version, metric) -> value
+    capacity: dict = field(default_factory=dict)  # peak_qps, concurrency, replicas
     computed_at: float = 0.0
 
 
@@ -89,7 +93,10 @@ class ModelState:
         self.values = np.zeros((len(self.numeric) + len(self.categorical), len(STATUSES)), np.int64)
         self.prediction_spec, self.prediction_ref = self._prediction_spec(reference)
         self.label_spec, self.label_ref = _one_column(reference.label if reference else None)
-        shapes: dict[str, tuple] = {"records": ((n_slots,), np.int64)}
+        shapes: dict[str, tuple] = {
+            "records": ((n_slots,), np.int64),
+            "latency": ((2,), np.float64),  # sum of latencies, requests with a latency
+        }
         if self.specs is not None:
             shapes["num"] = ((len(self.numeric), self.specs.numeric_width), np.int64)
             # float32 halves the biggest array; W1 from these sums loses ~1e-7 relative.
@@ -179,6 +186,9 @@ class ModelState:
             sel = keep & (bucket == b)
             s = slots[sel]
             self.ring.add(b, "records", np.bincount(s, minlength=self.slots.max_versions + 1))
+            lat = batch.latency[rows[sel]]
+            lat = lat[~np.isnan(lat)]
+            self.ring.add(b, "latency", np.array([lat.sum(), lat.size]))
             if self.specs is not None:
                 counts, sums = bin_numeric(self.specs, numeric[sel])
                 self.ring.add(b, "num", counts)
@@ -197,7 +207,7 @@ class ModelState:
                 status = np.where(np.isnan(numeric), MISSING, VALID).astype(np.int8)
             if num_bad is not None:
                 status[num_bad] = MALFORMED
-            self.values[:n_num] += _status_counts(status)
+            self.values[:n_num] += status_counts(status)
         if not cat_values:
             return np.empty((0, 0), np.int64)
         n = len(cat_values[0])
@@ -213,7 +223,7 @@ class ModelState:
         if cat_bad is not None:
             status[cat_bad] = MALFORMED
             codes[cat_bad] = -1
-        self.values[n_num:] += _status_counts(status)
+        self.values[n_num:] += status_counts(status)
         return codes
 
     def _prediction_values(self, raw: list) -> np.ndarray:
@@ -327,15 +337,17 @@ class ModelState:
         if self.specs is not None:
             cur = self._window_profile(now, 0)
             prev = self._window_profile(now, 1)
-            self._feature_scores(cur, self.reference.features.profile, minimum, r.feature_skew)
-            self._feature_scores(cur, prev, minimum, r.feature_drift)
+            base = self.reference.features.profile
+            r.feature_skew = profile_scores(self.specs, base, cur, minimum)
+            r.feature_drift = profile_scores(self.specs, prev, cur, minimum)
         if self.prediction_spec is not None:
             self._prediction_scores(now, minimum, r)
         if self.label_spec is not None:
             cur, prev = self._label_counts(now, 0), self._label_counts(now, 1)
-            r.label_skew = self._compare(self.label_spec, self.label_ref, cur, minimum)
-            r.label_drift = self._compare(self.label_spec, prev, cur, minimum)
+            r.label_skew = column_scores(self.label_spec, self.label_ref, cur, minimum)
+            r.label_drift = column_scores(self.label_spec, prev, cur, minimum)
         self._quality(now, r)
+        self._capacity(now, r)
         self.results = r
         return r
 
@@ -346,33 +358,6 @@ class ModelState:
             ring.window("num_sums", now, back),
             ring.window("cat", now, back),
         )
-
-    def _feature_scores(self, cur: Profile, base: Profile, minimum: int, out: dict) -> None:
-        for j, spec in enumerate(self.specs.numeric):
-            c = drift.NumericCounts(cur.numeric[j, : spec.bins], cur.sums[j, : spec.bins])
-            b = drift.NumericCounts(base.numeric[j, : spec.bins], base.sums[j, : spec.bins])
-            for method, value in self._compare(spec, b, c, minimum).items():
-                out[(spec.name, method)] = value
-        for j, spec in enumerate(self.specs.categorical):
-            c = cur.categorical[j, : spec.bins]
-            b = base.categorical[j, : spec.bins]
-            for method, value in self._compare(spec, b, c, minimum).items():
-                out[(spec.name, method)] = value
-
-    @staticmethod
-    def _compare(spec, base, cur, minimum: int) -> dict[str, float]:
-        """All methods for one column, or nothing if either side is below ``minimum``."""
-        if base is None:
-            return {}
-        if isinstance(spec, NumericSpec):
-            if cur.counts.sum() < minimum or base.counts.sum() < minimum:
-                return {}
-            return drift.numeric_scores(
-                spec.edges, spec.groups, spec.psi_bins, spec.scale, base, cur
-            )
-        if cur.sum() < minimum or base.sum() < minimum:
-            return {}
-        return drift.categorical_scores(base, cur)
 
     def _prediction_counts(self, now: float, back: int, slot: int):
         spec = self.prediction_spec
@@ -389,9 +374,9 @@ class ModelState:
         for slot, version in tracked:
             cur = self._prediction_counts(now, 0, slot)
             prev = self._prediction_counts(now, 1, slot)
-            for method, value in self._compare(spec, self.prediction_ref, cur, minimum).items():
+            for method, value in column_scores(spec, self.prediction_ref, cur, minimum).items():
                 r.prediction_skew[(version, method)] = value
-            for method, value in self._compare(spec, prev, cur, minimum).items():
+            for method, value in column_scores(spec, prev, cur, minimum).items():
                 r.prediction_drift[(version, method)] = value
         stable = self.model.canary.stable_version
         by_name = dict((v, s) for s, v in tracked)
@@ -405,7 +390,7 @@ class ModelState:
             if version == stable:
                 continue
             cur = self._prediction_counts(now, 0, slot)
-            for method, value in self._compare(spec, base, cur, minimum).items():
+            for method, value in column_scores(spec, base, cur, minimum).items():
                 r.prediction_divergence[(version, method)] = value
 
     def _label_counts(self, now: float, back: int):
@@ -413,6 +398,28 @@ class ModelState:
         if isinstance(self.label_spec, CategoricalSpec):
             return counts
         return drift.NumericCounts(counts, self.ring.window("label_sums", now, back))
+
+    def _capacity(self, now: float, r: Results) -> None:
+        """Little's law over the window: the busiest bucket's rate x the mean latency."""
+        ring = self.ring
+        current = int(np.floor(now / ring.bucket_seconds))
+        live = (ring.ids > current - ring.per_window) & (ring.ids <= current)
+        if not live.any():
+            return
+        per_bucket = ring.arrays["records"][live].sum(axis=1)
+        lat_sum, lat_n = ring.window("latency", now)
+        if lat_n == 0:
+            return
+        peak = float(per_bucket.max()) / ring.bucket_seconds
+        concurrency = peak * lat_sum / lat_n
+        cap = self.model.capacity
+        r.capacity = {
+            "peak_qps": peak,
+            "concurrency": concurrency,
+            "replicas": replicas_for(
+                concurrency, cap.replica_concurrency, cap.target_utilization, cap.headroom
+            ),
+        }
 
     def _quality(self, now: float, r: Results) -> None:
         sums = self.ring.window("quality", now)
@@ -429,10 +436,3 @@ class ModelState:
                 metrics = quality.multiclass_metrics(sums[slot])
             for metric, value in metrics.items():
                 r.quality[(version, metric)] = value
-
-
-def _status_counts(status: np.ndarray) -> np.ndarray:
-    """(F, len(STATUSES)) counts of a (rows, F) matrix of statuses."""
-    n_feat = status.shape[1]
-    flat = status.astype(np.int64) + np.arange(n_feat) * len(STATUSES)
-    return np.bincount(flat.ravel(), minlength=n_feat * len(STATUSES)).reshape(n_feat, -1)

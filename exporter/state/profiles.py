@@ -286,3 +286,10 @@ def profile_rows(specs: ColumnSpecs, numeric: np.ndarray, cat_codes: np.ndarray)
     """A profile of rows given as a numeric matrix and categorical codes."""
     counts, sums = bin_numeric(specs, numeric)
     return Profile(counts, sums, bin_categorical(specs, cat_codes))
+
+
+def status_counts(status: np.ndarray) -> np.ndarray:
+    """(F, len(STATUSES)) counts of a (rows, F) matrix of statuses."""
+    n_feat = status.shape[1]
+    flat = status.astype(np.int64) + np.arange(n_feat) * len(STATUSES)
+    return np.bincount(flat.ravel(), minlength=n_feat * len(STATUSES)).reshape(n_feat, -1)

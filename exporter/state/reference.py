@@ -152,13 +152,13 @@ def as_strings(array: pa.Array) -> pa.Array:
     return array
 
 
-def categorical_codes(spec: CategoricalSpec, array: pa.Array) -> np.ndarray:
-    """Bin codes of a column (vectorised); -1 for nulls."""
+def categorical_codes(spec: CategoricalSpec, array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Bin codes (-1 for nulls) and statuses of a column of any type, vectorised."""
     if pa.types.is_dictionary(array.type):
         array = pa.DictionaryArray.from_arrays(array.indices, as_strings(array.dictionary))
     else:
         array = as_strings(array)
-    return spec.codes_array(array)[0]
+    return spec.codes_array(array)
 
 
 def value_counts(array: pa.Array) -> tuple[list, list]:
@@ -248,7 +248,7 @@ def profile_batch(specs: ColumnSpecs, batch: pa.RecordBatch) -> Profile:
     numeric = numeric_matrix(batch, [s.name for s in specs.numeric])
     codes = np.empty((batch.num_rows, len(specs.categorical)), np.int64)
     for j, spec in enumerate(specs.categorical):
-        codes[:, j] = categorical_codes(spec, batch.column(spec.name))
+        codes[:, j] = categorical_codes(spec, batch.column(spec.name))[0]
     return profile_rows(specs, numeric, codes)
 
 

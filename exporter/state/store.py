@@ -8,7 +8,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from exporter.config import Config, Model
+from exporter.sources.host import HostSample
+from exporter.state.datasets import DatasetState
 from exporter.state.model import ModelState
+from exporter.state.pipelines import PipelineState
+from exporter.state.quota import CUMULATIVE, QuotaLedger
 from exporter.state.reference import ReferenceError, ReferenceProfile, load_or_build
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,31 @@ class State:
                 list(features.numeric) if features else None,
                 list(features.categorical) if features else None,
             )
+        self.pipelines: dict[str, PipelineState] = {}
+        for p in config.pipelines:
+            old = previous.pipelines.get(p.name) if previous else None
+            self.pipelines[p.name] = (
+                old if old is not None and old.pipeline == p else (PipelineState(p))
+            )
+        self.quotas: dict[str, QuotaLedger] = {}
+        for q in config.quotas:
+            old = previous.quotas.get(q.name) if previous else None
+            if q.resource in CUMULATIVE:
+                self.quotas[q.name] = old if old is not None and old.quota == q else QuotaLedger(q)
+        self.datasets: dict[str, DatasetState] = {}
+        for d in config.datasets:
+            ref = self.models[d.reference].reference
+            if ref is None:
+                log.error(
+                    "dataset %s: model %s has no reference profile; not watched",
+                    d.name,
+                    d.reference,
+                )
+                continue
+            old = previous.datasets.get(d.name) if previous else None
+            same = old is not None and old.dataset == d and old.reference is ref
+            self.datasets[d.name] = old if same else DatasetState(d, config.model(d.reference), ref)
+        self.host = previous.host if previous else HostSample()
         self.sources: dict[str, SourceStats] = previous.sources if previous else {}
         self.ingest_passes = previous.ingest_passes if previous else 0
         self.last_ingest_timestamp = previous.last_ingest_timestamp if previous else 0.0
@@ -94,3 +123,6 @@ class State:
         for model_state in self.models.values():
             with self.lock:
                 model_state.compute(now)
+        for dataset_state in self.datasets.values():
+            with self.lock:
+                dataset_state.compute()
