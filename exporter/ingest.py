@@ -207,8 +207,16 @@ class DatasetIngest:
                     )
                 except FileFailed as exc:
                     log.warning("dataset %s: %s unreadable (%s): %s", name, path, exc.reason, exc)
+                    reason = exc.reason
+                except Exception:
+                    # One file must never stop the watcher: count it, look again on change.
+                    log.exception("dataset %s: profiling %s failed", name, path)
+                    reason = "error"
+                else:
+                    reason = None
+                if reason is not None:
                     with state.lock:
-                        ds.failed[exc.reason] += 1
+                        ds.failed[reason] += 1
                     watcher.mark(path, signature)
                     done += 1
                     continue

@@ -36,7 +36,8 @@ from exporter.state.reference import (
     numeric_matrix,
 )
 
-FAILURE_REASONS = ("empty", "corrupt", "io_error")
+# "error": anything else that went wrong profiling the file (details in the log).
+FAILURE_REASONS = ("empty", "corrupt", "io_error", "error")
 SCHEMA_PROBLEMS = ("missing_column", "wrong_type")
 
 

@@ -291,5 +291,7 @@ def profile_rows(specs: ColumnSpecs, numeric: np.ndarray, cat_codes: np.ndarray)
 def status_counts(status: np.ndarray) -> np.ndarray:
     """(F, len(STATUSES)) counts of a (rows, F) matrix of statuses."""
     n_feat = status.shape[1]
+    if n_feat == 0:
+        return np.zeros((0, len(STATUSES)), np.int64)
     flat = status.astype(np.int64) + np.arange(n_feat) * len(STATUSES)
     return np.bincount(flat.ravel(), minlength=n_feat * len(STATUSES)).reshape(n_feat, -1)
