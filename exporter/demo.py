@@ -8,6 +8,12 @@ Two models write serving logs continuously:
   ``country`` shifts towards US, and the canary turns worse (more errors, slower, and its
   scores diverge from the stable version's).
 - ``ranker`` (regression, no reference): traffic, latency and errors only.
+
+Pipelines: ``etl-fraud`` lands a daily partition of ``fraud-daily`` every ``day`` seconds
+(drifted once the drift starts); ``train-fraud`` trains every ``day`` seconds as a real
+child process (so its CPU and memory are attributed to it), its 3rd run fails and its 5th
+is slow. ``fraud-test`` is a validation set. Quotas cover GPU seconds, CPU seconds, QPS
+and memory.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -75,11 +83,26 @@ def write_reference(directory: str, rows: int = 20_000, seed: int = 1) -> str:
     return path
 
 
+def write_partition(path: str, rng, rows: int, drifted: bool) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    feats = _fraud_features(rng, rows, drifted)
+    truth = _fraud_truth(rng, feats)
+    tmp = os.path.join(os.path.dirname(path), "_" + os.path.basename(path))
+    pq.write_table(pa.table({**feats, "label": truth.astype(np.int64)}), tmp)
+    os.replace(tmp, path)  # land whole files: readers never see a half-written one
+
+
 def write_config(directory: str, window: str = "5m", bucket: str = "15s") -> str:
     logs = os.path.join(directory, "logs")
     os.makedirs(logs, exist_ok=True)
     os.makedirs(os.path.join(directory, "labels"), exist_ok=True)
+    os.makedirs(os.path.join(directory, "pipelines"), exist_ok=True)
+    os.makedirs(os.path.join(directory, "data", "fraud-daily"), exist_ok=True)
     reference = write_reference(directory)
+    test_set = os.path.join(directory, "data", "fraud-test", "part-0.parquet")
+    if not os.path.exists(test_set):
+        write_partition(test_set, np.random.default_rng(5), 4000, drifted=False)
+    runs = os.path.join(directory, "pipelines", "runs.jsonl")
     config = {
         "models": [
             {
@@ -98,6 +121,60 @@ def write_config(directory: str, window: str = "5m", bucket: str = "15s") -> str
                 "task": "regression",
                 "serving_logs": [os.path.join(logs, "ranker-*.jsonl")],
                 "windows": {"length": window, "bucket": bucket},
+            },
+        ],
+        "datasets": [
+            {
+                "name": "fraud-daily",
+                "path": os.path.join(directory, "data", "fraud-daily"),
+                "reference": "fraud",
+                "role": "data",
+            },
+            {
+                "name": "fraud-test",
+                "path": os.path.join(directory, "data", "fraud-test"),
+                "reference": "fraud",
+                "role": "validation",
+            },
+        ],
+        "pipelines": [
+            {
+                "name": "train-fraud",
+                "kind": "training",
+                "run_log": runs,
+                "processes": {"cmdline_regex": "mlpipe-demo-train"},
+                "expected_interval": "3m",
+            },
+            {"name": "etl-fraud", "kind": "data", "run_log": runs, "expected_interval": "3m"},
+        ],
+        "quotas": [
+            {
+                "name": "gpu-pool",
+                "resource": "gpu_seconds",
+                "limit": 600,
+                "period": "1h",
+                "pipelines": ["train-fraud", "etl-fraud"],
+                "forecast_window": "10m",
+            },
+            {
+                "name": "cpu-pool",
+                "resource": "cpu_seconds",
+                "limit": 3600,
+                "period": "1d",
+                "reset": "calendar",
+                "pipelines": ["train-fraud", "etl-fraud"],
+            },
+            {
+                "name": "fraud-qps",
+                "resource": "requests_per_second",
+                "limit": 50,
+                "models": ["fraud"],
+            },
+            {
+                "name": "train-memory",
+                "resource": "memory_bytes",
+                "limit": 2 * 2**30,
+                "pipelines": ["train-fraud"],
             },
         ],
     }
@@ -225,6 +302,110 @@ class DemoWriter(threading.Thread):
         self.join()
 
 
+TRAIN = (
+    "import sys, time\n"
+    "end = time.time() + float(sys.argv[1])\n"
+    "while time.time() < end:\n"
+    "    t = time.time() + 0.02\n"
+    "    while time.time() < t: pass\n"  # about 20 % of a core
+    "    time.sleep(0.08)\n"
+)
+
+
+class DemoPipelines(threading.Thread):
+    """A data pipeline landing daily partitions and a training pipeline, in fast time."""
+
+    def __init__(
+        self, directory: str, day: float = 45.0, drift_after: float | None = 180.0, seed: int = 11
+    ):
+        super().__init__(name="demo-pipelines", daemon=True)
+        self.directory = directory
+        self.day = day
+        self.drift_after = drift_after
+        self.rng = np.random.default_rng(seed)
+        self.stop_event = threading.Event()
+        self.started = time.time()
+        self.runs_path = os.path.join(directory, "pipelines", "runs.jsonl")
+
+    def _log(self, record: dict) -> None:
+        with open(self.runs_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def _etl(self, n: int) -> None:
+        start = time.time()
+        rid = f"etl-{n}"
+        self._log(
+            {
+                "pipeline": "etl-fraud",
+                "kind": "data",
+                "run_id": rid,
+                "status": "running",
+                "start": start,
+            }
+        )
+        drifted = self.drift_after is not None and start - self.started >= self.drift_after
+        day = time.strftime("%Y-%m-%d", time.gmtime(1_795_000_000 + n * 86400))
+        path = os.path.join(self.directory, "data", "fraud-daily", f"date={day}", "part-0.parquet")
+        write_partition(path, self.rng, 3000, drifted)
+        self._log(
+            {
+                "pipeline": "etl-fraud",
+                "kind": "data",
+                "run_id": rid,
+                "status": "succeeded",
+                "start": start,
+                "end": time.time(),
+                "cpu_seconds": 0.5,
+                "gpu_seconds": 0,
+            }
+        )
+
+    def _train(self, n: int) -> None:
+        start = time.time()
+        rid = f"train-{n}"
+        self._log(
+            {
+                "pipeline": "train-fraud",
+                "kind": "training",
+                "run_id": rid,
+                "status": "running",
+                "start": start,
+            }
+        )
+        seconds = 25.0 if n == 5 else 6.0  # the 5th run is slow
+        child = subprocess.Popen([sys.executable, "-c", TRAIN, str(seconds), "mlpipe-demo-train"])
+        while child.poll() is None and not self.stop_event.wait(0.5):
+            pass
+        child.kill()
+        child.wait()
+        status = "failed" if n == 3 else "succeeded"
+        self._log(
+            {
+                "pipeline": "train-fraud",
+                "kind": "training",
+                "run_id": rid,
+                "status": status,
+                "start": start,
+                "end": time.time(),
+                "cpu_seconds": round(seconds * 0.2, 2),
+                "gpu_seconds": round(seconds * 8, 1),
+                "peak_memory_bytes": 300 * 2**20,
+            }
+        )
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop_event.is_set():
+            n += 1
+            self._etl(n)
+            self._train(n)
+            self.stop_event.wait(max(0.0, self.started + n * self.day - time.time()))
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join()
+
+
 def run(args, serve) -> int:
     """``mlpipe-exporter demo``: write the config and live data, then serve on them."""
     directory = os.path.abspath(args.dir)
@@ -235,6 +416,8 @@ def run(args, serve) -> int:
         args.state_dir = os.path.join(directory, "state")
     writer = DemoWriter(directory, drift_after=args.drift_after)
     writer.start()
+    pipelines = DemoPipelines(directory, drift_after=args.drift_after)
+    pipelines.start()
     log.info(
         "demo data in %s; metrics at http://%s%s; drift starts after %ss",
         directory,
@@ -249,3 +432,4 @@ def run(args, serve) -> int:
         return serve(args, config, config_path, stop)
     finally:
         writer.stop()
+        pipelines.stop()
