@@ -85,8 +85,15 @@ class DriftCollector:
             ["model"],
         )
         ref_rows = _gauge("mlpipe_reference_rows", "Rows in the reference data.", ["model"])
+        stable = _gauge(
+            "mlpipe_model_stable_version",
+            "1 for the version canaries are compared with (config, else the busiest).",
+            ["model", "version"],
+        )
         for name, ms in state.models.items():
             r = ms.results
+            if r.stable_version is not None:
+                stable.add_metric([name, r.stable_version], 1.0)
             for (feature, method), value in r.feature_skew.items():
                 feature_skew.add_metric([name, feature, method], value)
             for (feature, method), value in r.feature_drift.items():
@@ -123,6 +130,7 @@ class DriftCollector:
             label_skew,
             label_drift,
             threshold,
+            stable,
             samples,
             computed,
             dropped,

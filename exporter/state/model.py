@@ -53,6 +53,7 @@ class Results:
     window_samples: dict = field(default_factory=dict)  # version -> records in the window
     quality: dict = field(default_factory=dict)  # (version, metric) -> value
     capacity: dict = field(default_factory=dict)  # peak_qps, concurrency, replicas
+    stable_version: str | None = None  # what canaries are compared with
     computed_at: float = 0.0
 
 
@@ -385,6 +386,7 @@ class ModelState:
             stable = max(tracked, key=lambda sv: records[sv[0]], default=(None, None))[1]
         if stable is None:
             return
+        r.stable_version = stable
         base = self._prediction_counts(now, 0, by_name[stable])
         for slot, version in tracked:
             if version == stable:

@@ -240,6 +240,9 @@ def test_window_drift_and_canary_divergence(tmp_path):
         is None
     )  # the stable version is not compared with itself
 
+    assert sample(exporter, "mlpipe_model_stable_version", model="fraud", version="v1") == 1
+    assert sample(exporter, "mlpipe_model_stable_version", model="fraud", version="v2") is None
+
 
 def rank_auc(scores, positive):
     """Exact AUC by ranks (Mann-Whitney U), ties counted one half."""
