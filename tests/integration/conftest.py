@@ -16,6 +16,9 @@ from tests.helpers import free_port, wait_for
 
 PROMETHEUS = os.environ.get("PROMETHEUS_BIN", "/usr/bin/prometheus")
 PROMTOOL = os.environ.get("PROMTOOL_BIN", "/usr/bin/promtool")
+ALERTMANAGER = os.environ.get("ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager")
+AMTOOL = os.environ.get("AMTOOL_BIN", "/usr/bin/amtool")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def require_binary(path: str) -> str:
@@ -80,7 +83,9 @@ class Prometheus:
         self.url = f"http://127.0.0.1:{self.port}"
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": "mlpipe", "static_configs": [{"targets": targets}]}],
+            "scrape_configs": [
+                {"job_name": "mlpipe-exporter", "static_configs": [{"targets": targets}]}
+            ],
             "rule_files": [str(r) for r in rule_files],
         }
         if alertmanager:
@@ -129,6 +134,118 @@ class Prometheus:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+
+
+class Alertmanager:
+    def __init__(self, tmp, config: dict):
+        require_binary(ALERTMANAGER)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cfg_path = os.path.join(tmp, "alertmanager.yml")
+        with open(cfg_path, "w") as fh:
+            yaml.safe_dump(config, fh)
+        self.log = open(os.path.join(tmp, "alertmanager.log"), "ab")
+        self.proc = subprocess.Popen(
+            [
+                ALERTMANAGER,
+                f"--config.file={cfg_path}",
+                f"--storage.path={tmp}/am-data",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self._ready, timeout=30, what="alertmanager ready")
+
+    def _ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def post(self, alerts: list[dict]) -> None:
+        requests.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=5).raise_for_status()
+
+    def alerts(self) -> list[dict]:
+        return requests.get(f"{self.url}/api/v2/alerts", timeout=5).json()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+class Webhook:
+    """A local HTTP endpoint recording the JSON bodies posted to each path."""
+
+    def __init__(self):
+        import http.server
+        import json
+        import threading
+
+        received: dict[str, list] = {}
+        self.received = received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.setdefault(self.path, []).append(json.loads(body or b"{}"))
+                self.send_response(202)
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def shipped_alertmanager_config(tmp, webhook: Webhook) -> dict:
+    """deploy/alertmanager/alertmanager.yml with only the receivers' endpoints made local."""
+    with open(os.path.join(ROOT, "deploy", "alertmanager", "alertmanager.yml")) as fh:
+        config = yaml.safe_load(fh)
+    key = os.path.join(tmp, "pagerduty-routing-key")
+    with open(key, "w") as fh:
+        fh.write("test-routing-key")
+    for receiver in config["receivers"]:
+        for pd in receiver.get("pagerduty_configs", []):
+            pd["url"] = f"{webhook.url}/pagerduty"
+            pd["routing_key_file"] = key
+        for wh in receiver.get("webhook_configs", []):
+            wh["url"] = f"{webhook.url}/tickets"
+    return config
+
+
+@pytest.fixture
+def start_alertmanager(tmp_path):
+    started: list[Alertmanager] = []
+
+    def start(config: dict) -> Alertmanager:
+        d = tmp_path / f"am{len(started)}"
+        d.mkdir()
+        am = Alertmanager(str(d), config)
+        started.append(am)
+        return am
+
+    yield start
+    for am in started:
+        am.stop()
+
+
+@pytest.fixture
+def webhook():
+    hook = Webhook()
+    yield hook
+    hook.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,86 @@
+"""The shipped Alertmanager config: valid, routes by severity, inhibits as documented."""
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from tests.helpers import wait_for
+from tests.integration.conftest import AMTOOL, ROOT, require_binary, shipped_alertmanager_config
+
+CONFIG = os.path.join(ROOT, "deploy", "alertmanager", "alertmanager.yml")
+
+
+def test_amtool_check_config():
+    require_binary(AMTOOL)
+    out = subprocess.run([AMTOOL, "check-config", CONFIG], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (["severity=critical", "alertname=MlpipeCanaryErrorRatioHigh", "model=fraud"], "pagerduty"),
+        (["severity=critical", "alertname=MlpipeExporterDown"], "pagerduty"),
+        (["severity=warning", "alertname=MlpipeFeatureSkewHigh", "model=fraud"], "tickets"),
+        (["severity=warning", "alertname=MlpipeQuotaHog", "quota=gpu-pool"], "tickets"),
+        (["alertname=SomethingUnlabelled"], "tickets"),
+    ],
+)
+def test_routes(labels, receiver):
+    require_binary(AMTOOL)
+    out = subprocess.run(
+        [
+            AMTOOL,
+            "config",
+            "routes",
+            "test",
+            f"--config.file={CONFIG}",
+            f"--verify.receivers={receiver}",
+            *labels,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def alert(name, **labels):
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "labels": {"alertname": name, **labels},
+        "annotations": {"summary": name + "."},
+        "startsAt": now,
+    }
+
+
+def test_inhibitions_in_a_real_alertmanager(tmp_path, start_alertmanager, webhook):
+    am = start_alertmanager(shipped_alertmanager_config(str(tmp_path), webhook))
+    am.post(
+        [
+            alert("MlpipeExporterDown", severity="critical", instance="a:9847"),
+            alert("MlpipeCollectorFailing", severity="warning", instance="a:9847"),
+            alert("MlpipeCollectorFailing", severity="warning", instance="b:9847"),
+            alert("MlpipeServingNoTraffic", severity="critical", model="fraud"),
+            alert("MlpipeFeatureSkewHigh", severity="warning", model="fraud", feature="amount"),
+            alert("MlpipeFeatureSkewHigh", severity="warning", model="ranker", feature="q"),
+        ]
+    )
+
+    def states():
+        out = {}
+        for a in am.alerts():
+            key = (
+                a["labels"]["alertname"],
+                a["labels"].get("instance") or a["labels"].get("model"),
+            )
+            out[key] = a["status"]["state"]
+        return out if len(out) == 6 and "unprocessed" not in out.values() else None
+
+    got = wait_for(states, timeout=20, what="alerts processed")
+    assert got[("MlpipeCollectorFailing", "a:9847")] == "suppressed"  # exporter a is down
+    assert got[("MlpipeCollectorFailing", "b:9847")] == "active"
+    assert got[("MlpipeFeatureSkewHigh", "fraud")] == "suppressed"  # fraud has no traffic
+    assert got[("MlpipeFeatureSkewHigh", "ranker")] == "active"
+    assert got[("MlpipeExporterDown", "a:9847")] == "active"

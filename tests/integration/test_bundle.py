@@ -1,0 +1,82 @@
+"""The bundle end to end: demo data -> exporter -> Prometheus with the shipped rules ->
+Alertmanager with the shipped config -> a local webhook standing in for PagerDuty.
+
+The rule files are the shipped ones with one change: every `for:` is shortened to 5s, so
+that the test runs in about a minute instead of the rules' production waiting times.
+"""
+
+import glob
+import os
+import re
+
+import pytest
+import yaml
+
+from exporter import demo
+from tests.helpers import wait_for
+from tests.integration.conftest import ROOT, shipped_alertmanager_config
+
+
+def fast_rules(tmp) -> list[str]:
+    out = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "alert_rules", "*.yaml"))):
+        text = re.sub(r"^(\s+for:) .*$", r"\1 5s", open(path).read(), flags=re.M)
+        dest = os.path.join(tmp, os.path.basename(path))
+        with open(dest, "w") as fh:
+            fh.write(text)
+        out.append(dest)
+    return out
+
+
+@pytest.fixture
+def demo_data(tmp_path):
+    directory = str(tmp_path / "demo")
+    config_path = demo.write_config(directory, window="2m", bucket="5s")
+    writer = demo.DemoWriter(directory, rate=100.0, drift_after=0.0, tick=0.25)
+    writer.start()
+    yield config_path
+    writer.stop()
+
+
+def test_drift_and_bad_canary_page_through_alertmanager(
+    tmp_path, demo_data, start_exporter, start_prometheus, start_alertmanager, webhook
+):
+    config = yaml.safe_load(open(demo_data))
+    exporter = start_exporter(config, "--stats.interval=1s")
+    am = start_alertmanager(shipped_alertmanager_config(str(tmp_path), webhook))
+    prom = start_prometheus(
+        [f"127.0.0.1:{exporter.port}"],
+        fast_rules(str(tmp_path)),
+        alertmanager=f"127.0.0.1:{am.port}",
+    )
+
+    def firing(alertname):
+        return prom.query(f'ALERTS{{alertname="{alertname}",alertstate="firing"}}')
+
+    wait_for(lambda: firing("MlpipeCanaryPredictionDivergence"), timeout=90, what="divergence")
+    wait_for(lambda: firing("MlpipeCanaryErrorRatioHigh"), timeout=60, what="canary errors")
+    skew = wait_for(lambda: firing("MlpipeFeatureSkewHigh"), timeout=60, what="feature skew")
+    assert {a["metric"]["feature"] for a in skew} & {"amount", "country"}
+    assert all(a["metric"]["model"] == "fraud" for a in skew)
+
+    def pages():
+        return [
+            p for p in webhook.received.get("/pagerduty", []) if p.get("event_action") == "trigger"
+        ]
+
+    page = wait_for(pages, timeout=90, what="a page at the PagerDuty webhook")[0]
+    details = page["payload"]["custom_details"]
+    assert page["routing_key"] == "test-routing-key"
+    assert page["payload"]["severity"] == "critical"
+    assert details["model"] == "fraud"
+    assert re.search(r"docs/runbooks/MlpipeCanary\w+\.md$", details["runbook_url"])
+    assert page["links"][0]["href"] == details["runbook_url"]
+    tickets = wait_for(lambda: webhook.received.get("/tickets"), timeout=60, what="a ticket")
+    alerts = [a for t in tickets for a in t["alerts"]]
+    assert all(a["labels"]["severity"] == "warning" for a in alerts)
+    assert all(
+        a["annotations"]["runbook_url"].endswith(f"{a['labels']['alertname']}.md") for a in alerts
+    )
+    # Nothing about the healthy model pages.
+    assert not [p for p in pages() if p["payload"]["custom_details"]["model"] == "ranker"]
+    assert exporter.proc.poll() is None
