@@ -1,0 +1,553 @@
+"""Generate the Grafana dashboards (classic JSON, schemaVersion 39) from one description.
+
+    python dashboards/generate.py          # rewrite dashboards/*.json
+    python dashboards/generate.py --check  # exit 1 if the JSON files are out of date
+
+Every panel queries the `datasource` variable; rates use $__rate_interval.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DS = {"type": "prometheus", "uid": "${datasource}"}
+
+
+def var(name: str, query: str, multi: bool = True, label: str | None = None) -> dict:
+    return {
+        "name": name,
+        "label": label or name.capitalize(),
+        "type": "query",
+        "datasource": DS,
+        "query": {"query": query, "refId": f"{name}-var"},
+        "definition": query,
+        "refresh": 2,
+        "includeAll": multi,
+        "multi": multi,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if multi else {},
+        "sort": 1,
+    }
+
+
+DATASOURCE = {
+    "name": "datasource",
+    "label": "Data source",
+    "type": "datasource",
+    "query": "prometheus",
+    "current": {},
+    "hide": 0,
+}
+MODEL = var("model", "label_values(mlpipe_serving_requests_total, model)")
+VERSION = var("version", 'label_values(mlpipe_serving_requests_total{model=~"$model"}, version)')
+FEATURE = var("feature", 'label_values(mlpipe_feature_skew{model=~"$model"}, feature)')
+DATASET = var("dataset", "label_values(mlpipe_dataset_info, dataset)")
+PIPELINE = var("pipeline", "label_values(mlpipe_pipeline_runs_total, pipeline)")
+QUOTA = var("quota", "label_values(mlpipe_quota_limit, quota)")
+
+
+def panel(title, exprs, kind="timeseries", unit="short", w=12, h=8, legend=None, desc=""):
+    if isinstance(exprs, str):
+        exprs = [exprs]
+    legends = legend if isinstance(legend, list) else [legend] * len(exprs)
+    targets = [
+        {
+            "refId": chr(65 + i),
+            "datasource": DS,
+            "expr": e,
+            "legendFormat": lg or "__auto",
+            "range": True,
+            "instant": kind in ("stat", "bargauge", "table"),
+        }
+        for i, (e, lg) in enumerate(zip(exprs, legends, strict=True))
+    ]
+    p = {
+        "type": kind,
+        "title": title,
+        "description": desc,
+        "datasource": DS,
+        "targets": targets,
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {},
+        "gridPos": {"w": w, "h": h},
+    }
+    if kind == "heatmap":
+        p["options"] = {
+            "calculate": False,
+            "yAxis": {"axisPlacement": "left"},
+            "color": {"scheme": "Oranges", "mode": "scheme"},
+        }
+    if kind == "bargauge":
+        p["options"] = {"orientation": "horizontal", "displayMode": "gradient"}
+    return p
+
+
+def row(title):
+    return {
+        "type": "row",
+        "title": title,
+        "collapsed": False,
+        "panels": [],
+        "gridPos": {"w": 24, "h": 1},
+    }
+
+
+def dashboard(uid, title, description, variables, panels, tags=("mlpipe",)):
+    x = y = 0
+    line_h = 0
+    for i, p in enumerate(panels, start=1):
+        p["id"] = i
+        w, h = p["gridPos"]["w"], p["gridPos"]["h"]
+        if x + w > 24 or p["type"] == "row":
+            x, y = 0, y + line_h
+            line_h = 0
+        p["gridPos"].update({"x": x, "y": y})
+        x += w
+        line_h = max(line_h, h)
+        if p["type"] == "row":
+            x, y, line_h = 0, y + 1, 0
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": list(tags),
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": True,
+        "time": {"from": "now-1h", "to": "now"},
+        "refresh": "30s",
+        "timezone": "browser",
+        "graphTooltip": 1,
+        "templating": {"list": [DATASOURCE, *variables]},
+        "annotations": {
+            "list": [
+                {
+                    "name": "Alerts",
+                    "datasource": DS,
+                    "enable": True,
+                    "iconColor": "red",
+                    "expr": 'ALERTS{alertname=~"Mlpipe.+", alertstate="firing"}',
+                    "titleFormat": "{{alertname}}",
+                    "step": "60s",
+                }
+            ]
+        },
+        "links": [
+            {
+                "title": "mlpipe dashboards",
+                "type": "dashboards",
+                "tags": ["mlpipe"],
+                "asDropdown": True,
+            }
+        ],
+        "panels": panels,
+    }
+
+
+M = 'model=~"$model"'
+MV = 'model=~"$model",version=~"$version"'
+RI = "$__rate_interval"
+
+
+def overview():
+    return dashboard(
+        "mlpipe-overview",
+        "mlpipe / Overview",
+        "Every model, dataset, pipeline and quota at a glance.",
+        [MODEL],
+        [
+            panel(
+                "Requests / s",
+                f"sum(rate(mlpipe_serving_requests_total{{{M}}}[{RI}]))",
+                "stat",
+                "reqps",
+                6,
+                4,
+            ),
+            panel(
+                "Error ratio",
+                f'sum(rate(mlpipe_serving_requests_total{{{M},outcome="error"}}[{RI}])) / sum(rate(mlpipe_serving_requests_total{{{M}}}[{RI}]))',
+                "stat",
+                "percentunit",
+                6,
+                4,
+            ),
+            panel(
+                "Firing mlpipe alerts",
+                'count(ALERTS{alertname=~"Mlpipe.+",alertstate="firing"}) or vector(0)',
+                "stat",
+                "short",
+                6,
+                4,
+            ),
+            panel(
+                "Collectors failing",
+                "count(mlpipe_scrape_collector_success == 0) or vector(0)",
+                "stat",
+                "short",
+                6,
+                4,
+            ),
+            panel(
+                "Requests / s by model",
+                f"sum by (model) (rate(mlpipe_serving_requests_total{{{M}}}[{RI}]))",
+                unit="reqps",
+                legend="{{model}}",
+            ),
+            panel(
+                "p99 latency by model",
+                f"histogram_quantile(0.99, sum by (model, le) (rate(mlpipe_serving_request_duration_seconds_bucket{{{M}}}[{RI}])))",
+                unit="s",
+                legend="{{model}}",
+            ),
+            panel(
+                "Worst feature skew by model (PSI)",
+                f'max by (model) (mlpipe_feature_skew{{{M},method="psi"}})',
+                legend="{{model}}",
+            ),
+            panel(
+                "Model quality",
+                f"mlpipe_model_quality{{{M}}}",
+                legend="{{model}} {{version}} {{metric}}",
+            ),
+            panel(
+                "Time since last pipeline success",
+                "time() - mlpipe_pipeline_last_success_timestamp_seconds",
+                "bargauge",
+                "s",
+                legend="{{pipeline}}",
+            ),
+            panel(
+                "Quota used",
+                "mlpipe_quota_used / on (quota, resource) mlpipe_quota_limit",
+                "bargauge",
+                "percentunit",
+                legend="{{quota}}",
+            ),
+        ],
+    )
+
+
+def serving():
+    return dashboard(
+        "mlpipe-serving",
+        "mlpipe / Serving",
+        "Traffic, errors, latency and SLO burn per model and version.",
+        [MODEL, VERSION],
+        [
+            panel(
+                "Requests / s",
+                f"sum by (model, version) (rate(mlpipe_serving_requests_total{{{MV}}}[{RI}]))",
+                unit="reqps",
+                legend="{{model}} {{version}}",
+            ),
+            panel(
+                "Error ratio",
+                f'sum by (model, version) (rate(mlpipe_serving_requests_total{{{MV},outcome="error"}}[{RI}])) / sum by (model, version) (rate(mlpipe_serving_requests_total{{{MV}}}[{RI}]))',
+                unit="percentunit",
+                legend="{{model}} {{version}}",
+            ),
+            panel(
+                "Latency p50 / p99",
+                [
+                    f"histogram_quantile(0.5, sum by (model, version, le) (rate(mlpipe_serving_request_duration_seconds_bucket{{{MV}}}[{RI}])))",
+                    f"histogram_quantile(0.99, sum by (model, version, le) (rate(mlpipe_serving_request_duration_seconds_bucket{{{MV}}}[{RI}])))",
+                ],
+                unit="s",
+                legend=["p50 {{model}} {{version}}", "p99 {{model}} {{version}}"],
+            ),
+            panel(
+                "Error budget burn rate (1h, SLO 99.9 %)",
+                f"model:mlpipe_serving_errors:ratio_rate1h{{{M}}} / 0.001",
+                legend="{{model}}",
+                desc="1 = spending the budget exactly over the month; 14.4 pages.",
+            ),
+            panel(
+                "Latency budget burn rate (1h, SLO 99 % under 250 ms)",
+                f"model:mlpipe_serving_slow:ratio_rate1h{{{M}}} / 0.01",
+                legend="{{model}}",
+            ),
+            panel(
+                "Seconds since last request",
+                f"time() - max by (model) (mlpipe_serving_last_request_timestamp_seconds{{{M}}})",
+                "bargauge",
+                "s",
+                legend="{{model}}",
+            ),
+            panel(
+                "Estimated replicas needed",
+                f"mlpipe_serving_estimated_replicas{{{M}}}",
+                "stat",
+                legend="{{model}}",
+                desc="Little's law over the window (docs/capacity.md).",
+            ),
+            panel(
+                "Peak requests / s (window)",
+                f"mlpipe_serving_peak_requests_per_second{{{M}}}",
+                "stat",
+                "reqps",
+                legend="{{model}}",
+            ),
+        ],
+    )
+
+
+def drift():
+    return dashboard(
+        "mlpipe-drift",
+        "mlpipe / Skew, drift and data quality",
+        "Training-serving skew, window drift and the data quality of every feature.",
+        [MODEL, FEATURE],
+        [
+            panel(
+                "Worst features by skew (PSI)",
+                f'topk(10, mlpipe_feature_skew{{{M},method="psi"}})',
+                "bargauge",
+                legend="{{model}} {{feature}}",
+                desc="Worst first.",
+            ),
+            panel(
+                "Skew heatmap (PSI) by feature",
+                f'mlpipe_feature_skew{{{M},feature=~"$feature",method="psi"}}',
+                "heatmap",
+                legend="{{feature}}",
+            ),
+            panel(
+                "Feature skew vs threshold (PSI)",
+                [
+                    f'mlpipe_feature_skew{{{M},feature=~"$feature",method="psi"}}',
+                    f'mlpipe_drift_threshold{{{M},method="psi"}}',
+                ],
+                legend=["{{feature}}", "threshold"],
+            ),
+            panel(
+                "Feature drift, window vs previous (PSI)",
+                f'mlpipe_feature_drift{{{M},feature=~"$feature",method="psi"}}',
+                legend="{{feature}}",
+            ),
+            panel(
+                "Prediction skew by version (JS)",
+                f'mlpipe_prediction_skew{{{M},method="js"}}',
+                legend="{{model}} {{version}}",
+            ),
+            panel("Label skew (PSI)", f'mlpipe_label_skew{{{M},method="psi"}}', legend="{{model}}"),
+            panel(
+                "Feature values by status",
+                f'sum by (feature, status) (rate(mlpipe_feature_values_total{{{M},feature=~"$feature",status!="valid"}}[{RI}]))',
+                unit="short",
+                legend="{{feature}} {{status}}",
+            ),
+            panel(
+                "Window samples", f"mlpipe_window_samples{{{M}}}", legend="{{model}} {{version}}"
+            ),
+            panel("Model quality", f"mlpipe_model_quality{{{M}}}", legend="{{version}} {{metric}}"),
+            panel(
+                "Labels joined / s",
+                f"sum by (model, result) (rate(mlpipe_label_join_total{{{M}}}[{RI}]))",
+                legend="{{model}} {{result}}",
+            ),
+        ],
+    )
+
+
+def datasets_training():
+    return dashboard(
+        "mlpipe-datasets-training",
+        "mlpipe / Datasets and training",
+        "Partitions, their skew and freshness; pipeline runs.",
+        [DATASET, PIPELINE],
+        [
+            panel(
+                "Rows in latest partition",
+                'mlpipe_dataset_rows{dataset=~"$dataset"}',
+                "bargauge",
+                legend="{{dataset}}",
+            ),
+            panel(
+                "Hours since last update",
+                '(time() - mlpipe_dataset_last_update_timestamp_seconds{dataset=~"$dataset"}) / 3600',
+                "bargauge",
+                "h",
+                legend="{{dataset}}",
+            ),
+            panel(
+                "Dataset skew vs training (PSI)",
+                'mlpipe_dataset_feature_skew{dataset=~"$dataset",method="psi"}',
+                legend="{{dataset}} {{feature}}",
+            ),
+            panel(
+                "Dataset drift vs previous partition (PSI)",
+                'mlpipe_dataset_feature_drift{dataset=~"$dataset",method="psi"}',
+                legend="{{dataset}} {{feature}}",
+            ),
+            panel(
+                "Files failed",
+                'sum by (dataset, reason) (mlpipe_dataset_files_failed_total{dataset=~"$dataset"})',
+                "table",
+                legend="{{dataset}} {{reason}}",
+            ),
+            panel(
+                "Pipeline runs by status",
+                'sum by (pipeline, status) (mlpipe_pipeline_runs_total{pipeline=~"$pipeline"})',
+                "bargauge",
+                legend="{{pipeline}} {{status}}",
+            ),
+            panel(
+                "Last run duration",
+                'mlpipe_pipeline_last_run_duration_seconds{pipeline=~"$pipeline"}',
+                unit="s",
+                legend="{{pipeline}}",
+            ),
+            panel(
+                "Time since last success vs expected",
+                [
+                    'time() - mlpipe_pipeline_last_success_timestamp_seconds{pipeline=~"$pipeline"}',
+                    'mlpipe_pipeline_expected_interval_seconds{pipeline=~"$pipeline"}',
+                ],
+                unit="s",
+                legend=["{{pipeline}}", "expected {{pipeline}}"],
+            ),
+            panel(
+                "Running runs",
+                'mlpipe_pipeline_running_runs{pipeline=~"$pipeline"}',
+                legend="{{pipeline}}",
+            ),
+        ],
+    )
+
+
+def quota_compute():
+    return dashboard(
+        "mlpipe-quota-compute",
+        "mlpipe / Quota and compute",
+        "Quota use, forecast and shares; CPU, memory and GPU of pipelines.",
+        [QUOTA, PIPELINE],
+        [
+            panel(
+                "Quota used / limit",
+                'mlpipe_quota_used{quota=~"$quota"} / on (quota, resource) mlpipe_quota_limit',
+                unit="percentunit",
+                legend="{{quota}}",
+            ),
+            panel(
+                "Hours to exhaustion at current rate",
+                'mlpipe_quota_exhaustion_seconds{quota=~"$quota"} / 3600',
+                "bargauge",
+                "h",
+                legend="{{quota}}",
+            ),
+            panel(
+                "Share of a shared quota by pipeline",
+                'mlpipe_quota_pipeline_used{quota=~"$quota"} / on (quota) group_left sum by (quota) (mlpipe_quota_pipeline_used)',
+                "bargauge",
+                "percentunit",
+                legend="{{quota}} {{pipeline}}",
+            ),
+            panel(
+                "Pipeline CPU (cores)",
+                f'rate(mlpipe_pipeline_cpu_seconds_total{{pipeline=~"$pipeline"}}[{RI}])',
+                legend="{{pipeline}}",
+            ),
+            panel(
+                "Pipeline memory",
+                'mlpipe_pipeline_memory_bytes{pipeline=~"$pipeline"}',
+                unit="bytes",
+                legend="{{pipeline}}",
+            ),
+            panel("GPU metrics available", "mlpipe_gpu_up", "stat", legend="{{instance}}"),
+            panel(
+                "GPU utilisation",
+                "mlpipe_gpu_utilization_ratio",
+                unit="percentunit",
+                legend="{{instance}} gpu {{gpu}}",
+            ),
+            panel(
+                "GPU memory used",
+                "mlpipe_gpu_memory_used_bytes / mlpipe_gpu_memory_total_bytes",
+                unit="percentunit",
+                legend="{{instance}} gpu {{gpu}}",
+            ),
+        ],
+    )
+
+
+def canary():
+    stable = "mlpipe_model_stable_version"
+    return dashboard(
+        "mlpipe-canary",
+        "mlpipe / Canary vs stable",
+        "Each version against the stable one on the same traffic.",
+        [MODEL],
+        [
+            panel(
+                "Traffic share by version",
+                f"sum by (model, version) (rate(mlpipe_serving_requests_total{{{M}}}[{RI}])) / on (model) group_left sum by (model) (rate(mlpipe_serving_requests_total{{{M}}}[{RI}]))",
+                unit="percentunit",
+                legend="{{model}} {{version}}",
+            ),
+            panel("Stable version", f"{stable}{{{M}}}", "table", legend="{{model}} {{version}}"),
+            panel(
+                "Error ratio by version",
+                f'sum by (model, version) (rate(mlpipe_serving_requests_total{{{M},outcome="error"}}[{RI}])) / sum by (model, version) (rate(mlpipe_serving_requests_total{{{M}}}[{RI}]))',
+                unit="percentunit",
+                legend="{{model}} {{version}}",
+            ),
+            panel(
+                "p99 latency by version",
+                f"histogram_quantile(0.99, sum by (model, version, le) (rate(mlpipe_serving_request_duration_seconds_bucket{{{M}}}[{RI}])))",
+                unit="s",
+                legend="{{model}} {{version}}",
+            ),
+            panel(
+                "Prediction divergence from stable",
+                f"mlpipe_prediction_version_divergence{{{M}}}",
+                legend="{{model}} {{version}} {{method}}",
+            ),
+            panel(
+                "Quality by version",
+                f"mlpipe_model_quality{{{M}}}",
+                legend="{{version}} {{metric}}",
+            ),
+        ],
+    )
+
+
+DASHBOARDS = {
+    "overview.json": overview,
+    "serving.json": serving,
+    "drift.json": drift,
+    "datasets-training.json": datasets_training,
+    "quota-compute.json": quota_compute,
+    "canary.json": canary,
+}
+
+
+def render() -> dict[str, str]:
+    return {name: json.dumps(fn(), indent=2) + "\n" for name, fn in DASHBOARDS.items()}
+
+
+def main() -> int:
+    stale = []
+    for name, text in render().items():
+        path = os.path.join(HERE, name)
+        current = None
+        if os.path.exists(path):
+            with open(path) as fh:
+                current = fh.read()
+        if "--check" in sys.argv:
+            if current != text:
+                stale.append(name)
+        elif current != text:
+            with open(path, "w") as fh:
+                fh.write(text)
+    if stale:
+        print("out of date, run python dashboards/generate.py:", ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

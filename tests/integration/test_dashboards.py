@@ -1,0 +1,121 @@
+"""Dashboards: lint, and every panel query returns data from a live stack on demo data."""
+
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from exporter import demo
+from tests.helpers import wait_for
+from tests.integration.conftest import ROOT
+
+DASHBOARDS = sorted(glob.glob(os.path.join(ROOT, "dashboards", "*.json")))
+METRIC = re.compile(r"\b(?:[a-z_]+:)?mlpipe_[a-z0-9_]+(?::[a-z0-9_]+)?")
+
+
+def panels(dash):
+    for p in dash["panels"]:
+        if p["type"] != "row":
+            yield p
+
+
+def exprs():
+    for path in DASHBOARDS:
+        dash = json.load(open(path))
+        for p in panels(dash):
+            for t in p["targets"]:
+                yield os.path.basename(path), p["title"], t["expr"]
+
+
+def test_generated_dashboards_are_up_to_date():
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "dashboards", "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout
+
+
+def test_dashboards_lint():
+    assert len(DASHBOARDS) == 6
+    uids = []
+    documented = open(os.path.join(ROOT, "docs", "metrics.md")).read()
+    recorded = set()
+    for path in glob.glob(os.path.join(ROOT, "alert_rules", "*.yaml")):
+        for g in yaml.safe_load(open(path))["groups"]:
+            recorded |= {r["record"] for r in g["rules"] if "record" in r}
+    for path in DASHBOARDS:
+        dash = json.load(open(path))
+        uids.append(dash["uid"])
+        assert dash["schemaVersion"] >= 39
+        names = [v["name"] for v in dash["templating"]["list"]]
+        assert names[0] == "datasource"
+        ids = [p["id"] for p in dash["panels"]]
+        assert len(ids) == len(set(ids)), path
+        for p in panels(dash):
+            assert p["datasource"]["uid"] == "${datasource}", (path, p["title"])
+            assert p["targets"], (path, p["title"])
+            for t in p["targets"]:
+                assert t["datasource"]["uid"] == "${datasource}"
+                expr = t["expr"]
+                # Rates use Grafana's interval, never a hard-coded window.
+                for window in re.findall(r"(?:rate|increase)\([^\[]*\[([^\]]+)\]", expr):
+                    assert window == "$__rate_interval", (path, p["title"], expr)
+                for var in re.findall(r"\$(\w+)", expr):
+                    assert var.startswith("__") or var in names, (path, var)
+                for metric in METRIC.findall(expr):
+                    if ":" in metric:
+                        assert metric in recorded, (path, metric)
+                        continue
+                    base = re.sub(r"_(bucket|count|sum)$", "", metric)
+                    assert f"`{base}`" in documented or f"`{metric}`" in documented, metric
+    assert len(uids) == len(set(uids))
+
+
+def substitute(expr: str) -> str:
+    expr = expr.replace("$__rate_interval", "30s")
+    return re.sub(r"\$(\w+)", ".*", expr)
+
+
+@pytest.fixture
+def full_demo(tmp_path):
+    directory = str(tmp_path / "demo")
+    config_path = demo.write_config(directory, window="2m", bucket="5s")
+    writer = demo.DemoWriter(directory, rate=60.0, drift_after=0.0, tick=0.25)
+    pipelines = demo.DemoPipelines(directory, day=5.0, drift_after=0.0)
+    writer.start()
+    pipelines.start()
+    yield config_path
+    writer.stop()
+    pipelines.stop()
+
+
+def test_every_panel_returns_data(tmp_path, full_demo, start_exporter, start_prometheus):
+    config = yaml.safe_load(open(full_demo))
+    exporter = start_exporter(config, "--stats.interval=1s", "--ingest.interval=0.5s")
+    rules = sorted(glob.glob(os.path.join(ROOT, "alert_rules", "*.yaml")))
+    prom = start_prometheus([f"127.0.0.1:{exporter.port}"], rules)
+    queries = list(exprs())
+    gpu_up = None
+
+    def missing():
+        nonlocal gpu_up
+        gpu_up = prom.value("mlpipe_gpu_up")
+        out = []
+        for dash, title, expr in queries:
+            if gpu_up == 0 and re.search(r"mlpipe_gpu_(?!up)", expr):
+                continue  # no GPU on this machine: only mlpipe_gpu_up can answer
+            if not prom.query(substitute(expr)):
+                out.append((dash, title, expr))
+        return out
+
+    try:
+        wait_for(lambda: not missing(), timeout=150, interval=3, what="every panel has data")
+    except AssertionError:
+        pytest.fail("panels without data:\n" + "\n".join(f"{d}: {t}: {e}" for d, t, e in missing()))
+    assert gpu_up is not None
