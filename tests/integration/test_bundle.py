@@ -15,6 +15,7 @@ import yaml
 from exporter import demo
 from tests.helpers import wait_for
 from tests.integration.conftest import ROOT, shipped_alertmanager_config
+from tests.integration.test_deploy import gate_queries
 
 
 def fast_rules(tmp) -> list[str]:
@@ -80,3 +81,10 @@ def test_drift_and_bad_canary_page_through_alertmanager(
     # Nothing about the healthy model pages.
     assert not [p for p in pages() if p["payload"]["custom_details"]["model"] == "ranker"]
     assert exporter.proc.poll() is None
+
+    # The rollout gates (Argo Rollouts, Flagger) on the same data: they parse, answer, and
+    # fail this canary (a result above 0 fails the gate).
+    for name, query in gate_queries().items():
+        result = prom.query(query)
+        assert len(result) == 1, (name, result)
+        assert float(result[0]["value"][1]) > 0, (name, result)

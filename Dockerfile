@@ -1,0 +1,13 @@
+# mlpipe-exporter: runs as an unprivileged user; state in /var/lib/mlpipe-exporter.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY exporter ./exporter
+RUN pip install --no-cache-dir . \
+ && useradd --system --uid 10001 --home-dir /var/lib/mlpipe-exporter --create-home mlpipe
+USER 10001
+EXPOSE 9847
+VOLUME ["/var/lib/mlpipe-exporter"]
+ENTRYPOINT ["mlpipe-exporter"]
+CMD ["--config.file=/etc/mlpipe-exporter/config.yaml", "--web.listen-address=:9847", \
+     "--state.dir=/var/lib/mlpipe-exporter"]

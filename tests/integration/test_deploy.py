@@ -1,0 +1,85 @@
+"""Deployment files: in sync with the bundle, secure by default, and pointing at real files."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import yaml
+
+from tests.integration.conftest import ROOT
+
+
+def load_all(path):
+    with open(path) as fh:
+        return [d for d in yaml.safe_load_all(fh) if d]
+
+
+def test_kubernetes_prometheus_rule_equals_alert_rules():
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", "sync_kubernetes.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout
+    rule = load_all(os.path.join(ROOT, "deploy", "kubernetes", "prometheusrule.yaml"))[0]
+    groups = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "alert_rules", "*.yaml"))):
+        groups += yaml.safe_load(open(path))["groups"]
+    assert rule["kind"] == "PrometheusRule"
+    assert rule["spec"]["groups"] == groups
+    cm = load_all(os.path.join(ROOT, "deploy", "kubernetes", "dashboards-configmap.yaml"))[0]
+    assert sorted(cm["data"]) == sorted(
+        os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "dashboards", "*.json"))
+    )
+
+
+def test_kubernetes_deployment_is_locked_down():
+    docs = load_all(os.path.join(ROOT, "deploy", "kubernetes", "deployment.yaml"))
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (c,) = pod["containers"]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["resources"]["requests"]["cpu"] and c["resources"]["requests"]["memory"]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/-/ready"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/-/healthy"
+    svc = load_all(os.path.join(ROOT, "deploy", "kubernetes", "service.yaml"))
+    assert {d["kind"] for d in svc} == {"Service", "ServiceMonitor"}
+
+
+def test_compose_mounts_exist_and_services_present():
+    compose = yaml.safe_load(open(os.path.join(ROOT, "docker-compose.yml")))
+    assert set(compose["services"]) == {"mlpipe-exporter", "prometheus", "alertmanager", "grafana"}
+    for service in compose["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert os.path.exists(os.path.join(ROOT, source)), source
+    prom = yaml.safe_load(open(os.path.join(ROOT, "deploy", "prometheus", "prometheus.yml")))
+    assert prom["scrape_configs"][0]["job_name"] == "mlpipe-exporter"  # what the rules select
+
+
+def test_systemd_unit_reloads_with_sighup_and_stops_with_sigterm():
+    text = open(os.path.join(ROOT, "deploy", "systemd", "mlpipe-exporter.service")).read()
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in text
+    assert "KillSignal=SIGTERM" in text
+    assert "--state.dir=/var/lib/mlpipe-exporter" in text
+
+
+def gate_queries() -> dict[str, str]:
+    """Argo and Flagger queries with the template variables filled for model fraud, v7."""
+    out = {}
+    argo = load_all(os.path.join(ROOT, "deploy", "argo-rollouts", "analysis-template.yaml"))[0]
+    for m in argo["spec"]["metrics"]:
+        q = m["provider"]["prometheus"]["query"]
+        out[f"argo/{m['name']}"] = q.replace("{{args.model}}", "fraud").replace(
+            "{{args.canary-version}}", "v7"
+        )
+    for t in load_all(os.path.join(ROOT, "deploy", "flagger", "metric-templates.yaml")):
+        q = t["spec"]["query"]
+        out[f"flagger/{t['metadata']['name']}"] = q.replace(
+            "{{ variables.model }}", "fraud"
+        ).replace("{{ variables.canary_version }}", "v7")
+    return out
