@@ -14,6 +14,7 @@ from exporter.config import ConfigError, load_config
 from exporter.durations import parse_duration
 from exporter.logs import setup_logging
 from exporter.server import MetricsServer, parse_listen_address
+from exporter.webconfig import WebConfigError, WebSecurity
 
 log = logging.getLogger("mlpipe_exporter")
 
@@ -36,6 +37,19 @@ def _add_run_flags(p: argparse.ArgumentParser, config_required: bool = True) -> 
         help=f"address to serve on (default {DEFAULT_LISTEN}; ':9847' for all)",
     )
     p.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics")
+    p.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        default=None,
+        help="TLS and basic auth (exporter-toolkit format); re-read on change",
+    )
+    p.add_argument(
+        "--web.max-requests",
+        dest="max_requests",
+        type=int,
+        default=40,
+        help="concurrent HTTP requests served; more get 503 (default 40)",
+    )
     p.add_argument(
         "--state.dir",
         dest="state_dir",
@@ -128,6 +142,11 @@ def _serve(args, config, config_path: str | None, stop: threading.Event | None =
     collectors = tuple(n for n in COLLECTOR_NAMES if getattr(args, f"collector_{n}"))
     host, port = parse_listen_address(args.listen)
     try:
+        security = WebSecurity(args.web_config)
+    except WebConfigError as exc:
+        log.error("%s", exc)
+        return 1
+    try:
         exporter = Exporter(
             config, config_path, args.state_dir, args.interval, collectors, args.stats_interval
         )
@@ -135,7 +154,7 @@ def _serve(args, config, config_path: str | None, stop: threading.Event | None =
         for line in exc.errors:
             log.error("%s", line)
         return 1
-    server = MetricsServer(exporter, host, port, args.telemetry_path)
+    server = MetricsServer(exporter, host, port, args.telemetry_path, security, args.max_requests)
     stop = stop or threading.Event()
 
     def on_term(signum, frame):

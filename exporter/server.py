@@ -6,8 +6,11 @@ app; this module only routes. Scrapes read state only, never files.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import logging
+import ssl
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -15,19 +18,96 @@ from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from exporter import __version__
+from exporter.webconfig import WebSecurity
+
+# A connection that sends nothing for this long is dropped (slow clients hold a thread).
+SOCKET_TIMEOUT = 10.0
 
 log = logging.getLogger(__name__)
 
 
 class _QuietHandler(WSGIRequestHandler):
+    def setup(self):
+        self.request.settimeout(SOCKET_TIMEOUT)
+        if isinstance(self.request, ssl.SSLSocket):
+            # The TLS handshake runs here, in the request's thread, not in the accept loop.
+            try:
+                self.request.do_handshake()
+            except (ssl.SSLError, OSError) as exc:
+                log.debug("TLS handshake with %s failed: %s", self.client_address[0], exc)
+                raise
+        super().setup()
+
+    def handle(self):
+        try:
+            super().handle()
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("connection from %s dropped: %s", self.client_address[0], exc)
+
     def log_message(self, format, *args):
+        # The request line only, never headers (credentials).
         log.debug("%s %s", self.address_string(), format % args)
+
+
+class _SecureServer(ThreadingWSGIServer):
+    """Wraps each accepted connection with the web config's TLS context of the moment."""
+
+    security: WebSecurity
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        ctx = self.security.refresh().ssl_context
+        if ctx is not None:
+            sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request, client_address):
+        log.debug("error serving %s", client_address[0], exc_info=True)
 
 
 def _text(start_response, status: str, body: str, ctype: str = "text/plain; charset=utf-8"):
     data = body.encode()
     start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(data)))])
     return [data]
+
+
+def guarded(app, security: WebSecurity, max_requests: int):
+    """Basic auth (when users are configured) and a cap on concurrent requests."""
+    slots = threading.BoundedSemaphore(max_requests)
+
+    def wrapper(environ, start_response):
+        security.refresh()
+        if security.auth_required and not _authorized(security, environ):
+            start_response(
+                "401 Unauthorized",
+                [
+                    ("WWW-Authenticate", 'Basic realm="mlpipe-exporter"'),
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                ],
+            )
+            return [b"Unauthorized\n"]
+        if not slots.acquire(blocking=False):
+            return _text(
+                start_response, "503 Service Unavailable", "Too many concurrent requests.\n"
+            )
+        try:
+            return list(app(environ, start_response))
+        finally:
+            slots.release()
+
+    return wrapper
+
+
+def _authorized(security: WebSecurity, environ) -> bool:
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return False
+    try:
+        user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return bool(sep) and security.check(user, password)
 
 
 def make_app(exporter, telemetry_path: str = "/metrics"):
@@ -59,14 +139,27 @@ def make_app(exporter, telemetry_path: str = "/metrics"):
 
 
 class MetricsServer:
-    def __init__(self, exporter, host: str, port: int, telemetry_path: str = "/metrics"):
-        self.httpd = make_server(
-            host,
-            port,
-            make_app(exporter, telemetry_path),
-            ThreadingWSGIServer,
-            handler_class=_QuietHandler,
-        )
+    def __init__(
+        self,
+        exporter,
+        host: str,
+        port: int,
+        telemetry_path: str = "/metrics",
+        security: WebSecurity | None = None,
+        max_requests: int = 40,
+    ):
+        security = security or WebSecurity(None)
+        app = guarded(make_app(exporter, telemetry_path), security, max_requests)
+        server_class = type("SecureServer", (_SecureServer,), {"security": security})
+        self.httpd = make_server(host, port, app, server_class, handler_class=_QuietHandler)
+        if host in ("0.0.0.0", "::", "") and (
+            security.config.ssl_context is None and not security.auth_required
+        ):
+            log.warning(
+                "listening on all interfaces without TLS or basic auth: anyone who can reach "
+                "port %d can read the metrics (see --web.config.file)",
+                port,
+            )
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
 

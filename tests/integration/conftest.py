@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -51,12 +52,18 @@ class ExporterProcess:
         wait_for(self.healthy, timeout=30, what="exporter /-/healthy")
 
     def healthy(self) -> bool:
+        """Listening and answering: any HTTP status (a 401 behind basic auth), or a TCP
+        connection when the exporter speaks TLS."""
         if self.proc.poll() is not None:
             raise AssertionError(f"exporter exited: {self.logs()}")
         try:
-            return requests.get(f"{self.url}/-/healthy", timeout=1).status_code == 200
+            return requests.get(f"{self.url}/-/healthy", timeout=1).status_code in (200, 401)
         except requests.ConnectionError:
-            return False
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            except OSError:
+                return False
+            return "--web.config.file" in " ".join(self.proc.args)
 
     def metrics(self, **kw) -> str:
         return requests.get(f"{self.url}/metrics", timeout=5, **kw).text
