@@ -183,12 +183,21 @@ class Quota:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Cardinality budget, enforced at scrape time (docs/scaling.md)."""
+
+    max_series_per_metric: int = 10_000
+    max_series_per_model: int = 20_000
+
+
+@dataclass(frozen=True)
 class Config:
     models: tuple[Model, ...] = ()
     serving_log: ServingLogFormat = ServingLogFormat()
     datasets: tuple[Dataset, ...] = ()
     pipelines: tuple[Pipeline, ...] = ()
     quotas: tuple[Quota, ...] = ()
+    limits: Limits = Limits()
     # Not a YAML key: where this config came from, for messages.
     source: str = field(default="<memory>", compare=False)
 
@@ -335,6 +344,8 @@ def _check_unique(items: tuple, what: str, errors: list[str]) -> None:
 
 def _validate(cfg: Config, errors: list[str]) -> None:
     _check_unique(cfg.models, "models", errors)
+    if cfg.limits.max_series_per_metric < 1 or cfg.limits.max_series_per_model < 1:
+        errors.append("limits: every limit must be at least 1")
     _check_unique(cfg.datasets, "datasets", errors)
     _check_unique(cfg.pipelines, "pipelines", errors)
     _check_unique(cfg.quotas, "quotas", errors)

@@ -24,11 +24,73 @@ class AreaCollector(Protocol):
     def collect(self, state: State) -> Iterable[Metric]: ...
 
 
+class SeriesBudget:
+    """Caps series per metric family and per model; counts and logs (once) what it drops.
+
+    A series is a label set; a histogram's or summary's samples for one label set (its
+    buckets, sum and count) are kept or dropped together, so no histogram is ever broken.
+    """
+
+    def __init__(self):
+        self.dropped: dict[str, int] = {}
+        self._warned: set[str] = set()
+
+    def enforce(
+        self, families: list[Metric], per_metric: int, per_model: int, models: dict[str, int]
+    ) -> None:
+        for family in families:
+            kept_keys: set = set()
+            keep = []
+            dropped_keys: set = set()
+            for sample in family.samples:
+                key = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "le"))
+                if key in kept_keys:
+                    keep.append(sample)
+                    continue
+                if key in dropped_keys:
+                    continue
+                model = sample.labels.get("model")
+                over_model = model is not None and models.get(model, 0) >= per_model
+                if len(kept_keys) >= per_metric or over_model:
+                    dropped_keys.add(key)
+                    continue
+                kept_keys.add(key)
+                if model is not None:
+                    models[model] = models.get(model, 0) + 1
+                keep.append(sample)
+            if dropped_keys:
+                family.samples = keep
+                self.dropped[family.name] = self.dropped.get(family.name, 0) + len(dropped_keys)
+                if family.name not in self._warned:
+                    self._warned.add(family.name)
+                    log.warning(
+                        "series budget exceeded for %s: %d series dropped this scrape "
+                        "(limits.max_series_per_metric=%d, max_series_per_model=%d)",
+                        family.name,
+                        len(dropped_keys),
+                        per_metric,
+                        per_model,
+                    )
+
+    def family(self) -> Metric:
+        from prometheus_client.core import CounterMetricFamily
+
+        out = CounterMetricFamily(
+            "mlpipe_series_dropped",
+            "Series left out of scrapes by the cardinality budget.",
+            labels=["metric"],
+        )
+        for name, n in sorted(self.dropped.items()):
+            out.add_metric([name], float(n))
+        return out
+
+
 class ScrapeCollector(Collector):
     def __init__(self, get_state: Callable[[], State], collectors: list[AreaCollector]):
         self.get_state = get_state
         self.collectors = collectors
         self._failing: set[str] = set()
+        self.budget = SeriesBudget()
 
     def describe(self) -> Iterable[Metric]:
         # Nothing to describe up front: registering must not run a scrape.
@@ -46,11 +108,16 @@ class ScrapeCollector(Collector):
             "Time a collector took on this scrape.",
             labels=["collector"],
         )
+        limits = state.config.limits
+        per_model: dict[str, int] = {}
         for collector in self.collectors:
             start = time.perf_counter()
             try:
                 with state.lock:
                     families = list(collector.collect(state))
+                self.budget.enforce(
+                    families, limits.max_series_per_metric, limits.max_series_per_model, per_model
+                )
                 ok = 1.0
                 if collector.name in self._failing:
                     self._failing.discard(collector.name)
@@ -65,3 +132,4 @@ class ScrapeCollector(Collector):
             duration.add_metric([collector.name], time.perf_counter() - start)
         yield success
         yield duration
+        yield self.budget.family()

@@ -142,3 +142,64 @@ def test_invalid_lines_are_counted_by_reason(tmp_path):
         )
         == 1
     )
+
+
+def test_series_budget_drops_excess_series_counts_them_and_warns_once(tmp_path, caplog):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    cfg = {
+        "models": [{"name": "fraud", "serving_logs": [str(logs / "*.jsonl")], "max_versions": 8}],
+        "limits": {"max_series_per_metric": 6, "max_series_per_model": 1000},
+    }
+    exporter = Exporter(parse_config(cfg))
+    with open(logs / "a.jsonl", "w") as fh:
+        for i in range(80):
+            fh.write(serving_line(i, version=f"v{i % 8}", latency_ms=5.0))
+    exporter.ingest_pass()
+    for _ in range(3):
+        samples = list(exporter.registry.collect())
+    requests = next(f for f in samples if f.name == "mlpipe_serving_requests")
+    keys = {tuple(sorted(s.labels.items())) for s in requests.samples}
+    assert len(keys) == 6  # 8 versions x 2 outcomes = 16 series, capped at 6
+    hist = next(f for f in samples if f.name == "mlpipe_serving_request_duration_seconds")
+    per_version = {}
+    for s in hist.samples:
+        per_version.setdefault(s.labels["version"], []).append(s)
+    # Whole histograms kept: every kept version has all its buckets, sum and count.
+    assert len({len(v) for v in per_version.values()}) == 1
+    dropped = exporter.registry.get_sample_value(
+        "mlpipe_series_dropped_total", {"metric": "mlpipe_serving_requests"}
+    )
+    # Ten series dropped per scrape: three above, plus get_sample_value's own scrape.
+    assert dropped == 4 * 10
+    warnings = [
+        r
+        for r in caplog.records
+        if "series budget exceeded for mlpipe_serving_requests" in r.getMessage()
+    ]
+    assert len(warnings) == 1
+
+
+def test_series_budget_per_model(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    cfg = {
+        "models": [
+            {"name": "fraud", "serving_logs": [str(logs / "*.jsonl")]},
+            {"name": "ranker", "serving_logs": [str(logs / "*.jsonl")]},
+        ],
+        "limits": {"max_series_per_model": 4},
+    }
+    exporter = Exporter(parse_config(cfg))
+    with open(logs / "a.jsonl", "w") as fh:
+        for i in range(10):
+            fh.write(serving_line(i, model="fraud" if i % 2 else "ranker"))
+    exporter.ingest_pass()
+    families = list(exporter.registry.collect())
+    per_model = {}
+    for f in families:
+        for s in f.samples:
+            if "model" in s.labels:
+                key = (f.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "le")))
+                per_model.setdefault(s.labels["model"], set()).add(key)
+    assert {m: len(k) for m, k in per_model.items()} == {"fraud": 4, "ranker": 4}
