@@ -203,3 +203,62 @@ def test_series_budget_per_model(tmp_path):
                 key = (f.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "le")))
                 per_model.setdefault(s.labels["model"], set()).add(key)
     assert {m: len(k) for m, k in per_model.items()} == {"fraud": 4, "ranker": 4}
+
+
+def test_clock_jumps_are_counted_and_windows_stay_sane(tmp_path):
+    import time
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    cfg = {
+        "models": [
+            {
+                "name": "fraud",
+                "serving_logs": [str(logs / "*.jsonl")],
+                "windows": {"length": "10m", "bucket": "1m"},
+            }
+        ]
+    }
+    exporter = Exporter(parse_config(cfg))
+    now = time.time()
+    stamps = [now - 5] * 7 + [now + 3600] * 2 + [now - 86400] * 3  # 2 future, 3 far past
+    with open(logs / "a.jsonl", "w") as fh:
+        for i, ts in enumerate(stamps):
+            fh.write(
+                json.dumps(
+                    {
+                        "timestamp": ts,
+                        "model": "fraud",
+                        "model_version": "v1",
+                        "request_id": str(i),
+                        "latency_ms": 1.0,
+                    }
+                )
+                + "\n"
+            )
+    exporter.ingest_pass()
+    exporter.compute_stats()
+    def dropped(r):
+        return sample(
+            exporter,
+            "mlpipe_window_dropped_records_total",
+            model="fraud",
+            reason=r,
+        )
+    assert (dropped("future"), dropped("too_old")) == (2, 3)
+    assert sample(exporter, "mlpipe_window_samples", model="fraud", version="v1") == 7
+    # Every request is still counted; the last-request time is never in the future.
+    assert (
+        sample(
+            exporter,
+            "mlpipe_serving_requests_total",
+            model="fraud",
+            version="v1",
+            outcome="success",
+        )
+        == 12
+    )
+    last = sample(
+        exporter, "mlpipe_serving_last_request_timestamp_seconds", model="fraud", version="v1"
+    )
+    assert now - 10 < last <= time.time()

@@ -192,3 +192,35 @@ def test_unwritable_checkpoint_keeps_going_in_memory(tmp_path):
     t.commit(chunks)
     assert store.save() is False and store.write_failures == 1
     assert ids(drain(t, store=False)) == Counter()  # offset still advanced in memory
+
+
+def test_log_directory_deleted_and_recreated(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.log").write_bytes(line(1))
+    t = FileTailer("t", [str(logs / "*.log")], CheckpointStore(None), rotate_wait=0.0)
+    got = drain(t)
+    shutil.rmtree(logs)
+    got += drain(t)  # nothing there: no error
+    logs.mkdir()
+    (logs / "b.log").write_bytes(line(2) + line(3))
+    got += drain(t)
+    assert ids(got) == Counter({1: 1, 2: 1, 3: 1})
+
+
+def test_file_replaced_by_a_symlink_is_followed_once(tmp_path):
+    (tmp_path / "app.log").write_bytes(line(1))
+    other = tmp_path / "archive" / "other.log"
+    other.parent.mkdir()
+    other.write_bytes(line(2) + line(3))
+    t = make(tmp_path, pattern="app.log", rotate_wait=0.0)
+    got = drain(t)
+    os.remove(tmp_path / "app.log")
+    os.symlink(other, tmp_path / "app.log")  # the name now points at another file
+    got += drain(t)
+    got += drain(t)
+    assert ids(got) == Counter({1: 1, 2: 1, 3: 1})
+    # The same target reached by two names is one identity: read once.
+    os.symlink(other, tmp_path / "app.log.alias")
+    t2 = make(tmp_path, pattern="app.log*", rotate_wait=0.0)
+    assert ids(drain(t2)) == Counter()  # both names: the checkpoint already covers it
