@@ -238,6 +238,7 @@ def test_clock_jumps_are_counted_and_windows_stay_sane(tmp_path):
             )
     exporter.ingest_pass()
     exporter.compute_stats()
+
     def dropped(r):
         return sample(
             exporter,
@@ -245,6 +246,7 @@ def test_clock_jumps_are_counted_and_windows_stay_sane(tmp_path):
             model="fraud",
             reason=r,
         )
+
     assert (dropped("future"), dropped("too_old")) == (2, 3)
     assert sample(exporter, "mlpipe_window_samples", model="fraud", version="v1") == 7
     # Every request is still counted; the last-request time is never in the future.
