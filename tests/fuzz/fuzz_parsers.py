@@ -1,0 +1,38 @@
+"""Coverage-guided fuzzing (atheris/libFuzzer) of the line parsers.
+
+    python tests/fuzz/fuzz_parsers.py -runs=50000
+
+Each input is split into lines and fed to the serving, label and run-log parsers; any
+exception, or a line not accounted for, is a crash.
+"""
+
+import sys
+
+import atheris
+
+with atheris.instrument_imports():
+    from exporter.config import LabelJoin, ServingLogFormat
+    from exporter.sources.labels import LabelParser
+    from exporter.sources.runs import RunLogParser
+    from exporter.sources.serving_log import ServingLogParser
+
+SERVING = ServingLogParser(ServingLogFormat(), ["fraud"], ["amount"], ["country"])
+LABELS = LabelParser(LabelJoin())
+RUNS = RunLogParser(["train"])
+
+
+def one_input(data: bytes) -> None:
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    n = data.count(b"\n")
+    s = SERVING.parse(data)
+    assert s.lines == n and s.records + sum(s.invalid.values()) == n
+    lab = LABELS.parse(data)
+    assert len(lab.request_ids) + sum(lab.invalid.values()) == n
+    run = RUNS.parse(data)
+    assert len(run.records) + sum(run.invalid.values()) == n
+
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv, one_input)
+    atheris.Fuzz()
