@@ -35,3 +35,8 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str 
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def sample(exporter, name: str, **labels) -> float | None:
+    """One sample from an in-process Exporter's registry (a scrape of its own)."""
+    return exporter.registry.get_sample_value(name, labels)

@@ -7,6 +7,7 @@ import pytest
 
 from exporter.app import Exporter
 from exporter.config import parse_config
+from tests.helpers import sample
 
 
 def table(rng, n, shift=0.0):
@@ -42,10 +43,6 @@ def setup(tmp_path):
     )
     e = Exporter(cfg, state_dir=str(tmp_path / "state"))
     return e, tmp_path / "daily", rng
-
-
-def sample(exporter, name, **labels):
-    return exporter.registry.get_sample_value(name, labels)
 
 
 def land(daily, partition, tbl, name="part-0.parquet"):

@@ -11,6 +11,7 @@ import pytest
 from exporter.app import Exporter
 from exporter.config import parse_config
 from exporter.stats.drift import METHODS
+from tests.helpers import sample
 
 COUNTRIES = ["DE", "FR", "US", "GB", "IT", "ES"]
 P_COUNTRY = [0.3, 0.25, 0.2, 0.1, 0.1, 0.05]
@@ -59,10 +60,6 @@ def make_exporter(tmp_path, ref_dir, **model):
     }
     exporter = Exporter(parse_config(cfg), state_dir=str(tmp_path / "state"))
     return exporter, logs
-
-
-def sample(exporter, name, **labels):
-    return exporter.registry.get_sample_value(name, labels)
 
 
 def test_injected_shift_crosses_threshold_only_for_that_feature(tmp_path):

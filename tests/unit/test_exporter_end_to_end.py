@@ -7,7 +7,7 @@ import pytest
 
 from exporter.app import Exporter
 from exporter.config import parse_config
-from tests.helpers import serving_line
+from tests.helpers import sample, serving_line
 
 
 def make(tmp_path, **model):
@@ -20,10 +20,6 @@ def make(tmp_path, **model):
         ]
     }
     return Exporter(parse_config(cfg), state_dir=str(tmp_path / "state")), logs
-
-
-def sample(exporter, name, **labels):
-    return exporter.registry.get_sample_value(name, labels)
 
 
 def test_requests_histogram_and_last_timestamp_match_the_raw_log(tmp_path):

@@ -12,12 +12,9 @@ import pytest
 from exporter.app import Exporter
 from exporter.config import parse_config
 from exporter.sources import host
+from tests.helpers import sample
 
 BURN = "import time, sys\nt = time.time()\nwhile time.time() - t < float(sys.argv[1]): pass"
-
-
-def sample(exporter, name, **labels):
-    return exporter.registry.get_sample_value(name, labels)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import pytest
 from exporter.app import Exporter
 from exporter.config import parse_config
 from exporter.runlog import record_run
+from tests.helpers import sample
 
 
 def config(tmp_path, **extra):
@@ -25,10 +26,6 @@ def config(tmp_path, **extra):
             **extra,
         }
     )
-
-
-def sample(exporter, name, **labels):
-    return exporter.registry.get_sample_value(name, labels)
 
 
 def write(path, *records):
