@@ -14,7 +14,7 @@ import ssl
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import make_wsgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from exporter import __version__
@@ -110,6 +110,17 @@ def _authorized(security: WebSecurity, environ) -> bool:
     return bool(sep) and security.check(user, password)
 
 
+def _rendered(rendering, environ, start_response):
+    """The exposition rendered after the last ingest pass (gzip when the client takes it)."""
+    gz = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
+    body = rendering.gzipped if gz else rendering.text
+    headers = [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))]
+    if gz:
+        headers.append(("Content-Encoding", "gzip"))
+    start_response("200 OK", headers)
+    return [body]
+
+
 def make_app(exporter, telemetry_path: str = "/metrics"):
     metrics = make_wsgi_app(exporter.registry)
     landing = f"""<!doctype html><html><head><title>mlpipe-exporter</title></head><body>
@@ -124,7 +135,16 @@ def make_app(exporter, telemetry_path: str = "/metrics"):
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "/")
         if path == telemetry_path:
-            return metrics(environ, start_response)
+            rendering = exporter.rendering
+            accept = environ.get("HTTP_ACCEPT", "")
+            # Prometheus lists OpenMetrics first but accepts the text format too: serve the
+            # pre-rendered text unless the client takes OpenMetrics only.
+            openmetrics_only = "openmetrics" in accept and not (
+                "text/plain" in accept or "*/*" in accept
+            )
+            if rendering is None or openmetrics_only or environ.get("QUERY_STRING"):
+                return metrics(environ, start_response)  # rendered now, by prometheus_client
+            return _rendered(rendering, environ, start_response)
         if path == "/-/healthy":
             return _text(start_response, "200 OK", "Healthy.\n")
         if path == "/-/ready":

@@ -29,6 +29,17 @@ def test_endpoints(tmp_path, start_exporter):
     )
     assert om.headers["Content-Type"].startswith("application/openmetrics-text")
     assert om.text.rstrip().endswith("# EOF")
+    # What Prometheus 2.x sends: OpenMetrics preferred, text accepted; gzip.
+    prom_accept = (
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+        "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    )
+    scraped = requests.get(
+        f"{exp.url}/metrics", timeout=2, headers={"Accept": prom_accept, "Accept-Encoding": "gzip"}
+    )
+    assert scraped.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert scraped.headers["Content-Encoding"] == "gzip"
+    assert "mlpipe_ready 1.0" in scraped.text  # rendered after the first ingest pass
     plain = exp.metrics()
     assert "mlpipe_scrape_collector_success" in plain and "# EOF" not in plain
 
