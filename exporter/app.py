@@ -180,12 +180,12 @@ class Exporter:
                 self._reload.clear()
                 self.reload()
             self.ingest_pass()
+            self.ready.set()
             try:
                 self.render()
             except Exception:
                 log.exception("rendering /metrics failed; scrapes render on demand")
                 self.rendering = None
-            self.ready.set()
             self._stop.wait(self.interval)
 
     def start(self) -> None:

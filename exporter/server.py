@@ -14,8 +14,8 @@ import ssl
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CONTENT_TYPE_LATEST, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client import make_wsgi_app
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, ThreadingWSGIServer
 
 from exporter import __version__
 from exporter.webconfig import WebSecurity
@@ -114,7 +114,8 @@ def _rendered(rendering, environ, start_response):
     """The exposition rendered after the last ingest pass (gzip when the client takes it)."""
     gz = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
     body = rendering.gzipped if gz else rendering.text
-    headers = [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))]
+    # The classic text format: what every Prometheus 2.x parses.
+    headers = [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4), ("Content-Length", str(len(body)))]
     if gz:
         headers.append(("Content-Encoding", "gzip"))
     start_response("200 OK", headers)
