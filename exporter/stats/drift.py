@@ -138,12 +138,6 @@ NUMERIC_METHODS = tuple(n for n, m in METHODS.items() if "numeric" in m.kinds)
 CATEGORICAL_METHODS = tuple(n for n, m in METHODS.items() if "categorical" in m.kinds)
 
 
-def decile_groups(edges: np.ndarray, decile_edges: np.ndarray) -> np.ndarray:
-    """For each fine bin (outer bins included), the PSI bin it belongs to."""
-    lower = np.concatenate([[-np.inf], edges])  # left end of each fine bin
-    return np.searchsorted(decile_edges, lower, side="right")
-
-
 def regroup(counts: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
     """Sum fine-bin counts into coarser bins."""
     return np.bincount(groups, weights=counts, minlength=n_groups)

@@ -83,7 +83,30 @@ class ExporterProcess:
         return self.proc.returncode
 
 
-class Prometheus:
+class Daemon:
+    """A real server binary on a free loopback port, with its log in ``tmp``."""
+
+    def start(self, tmp: str, name: str, argv: list[str]) -> None:
+        self.log = open(os.path.join(tmp, f"{name}.log"), "ab")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(self._ready, timeout=60, what=f"{name} ready")
+
+    def _ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+class Prometheus(Daemon):
     def __init__(self, tmp, targets: list[str], rule_files=(), alertmanager: str | None = None):
         require_binary(PROMETHEUS)
         self.port = free_port()
@@ -102,24 +125,16 @@ class Prometheus:
         cfg_path = os.path.join(tmp, "prometheus.yml")
         with open(cfg_path, "w") as fh:
             yaml.safe_dump(config, fh)
-        self.log = open(os.path.join(tmp, "prometheus.log"), "ab")
-        self.proc = subprocess.Popen(
+        self.start(
+            tmp,
+            "prometheus",
             [
                 PROMETHEUS,
                 f"--config.file={cfg_path}",
                 f"--storage.tsdb.path={tmp}/data",
                 f"--web.listen-address=127.0.0.1:{self.port}",
             ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
         )
-        wait_for(self._ready, timeout=60, what="prometheus ready")
-
-    def _ready(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
 
     def query(self, expr: str, at: float | None = None) -> list:
         params = {"query": expr}
@@ -134,16 +149,8 @@ class Prometheus:
         result = self.query(expr)
         return float(result[0]["value"][1]) if result else None
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
-
-class Alertmanager:
+class Alertmanager(Daemon):
     def __init__(self, tmp, config: dict):
         require_binary(ALERTMANAGER)
         self.port = free_port()
@@ -151,8 +158,9 @@ class Alertmanager:
         cfg_path = os.path.join(tmp, "alertmanager.yml")
         with open(cfg_path, "w") as fh:
             yaml.safe_dump(config, fh)
-        self.log = open(os.path.join(tmp, "alertmanager.log"), "ab")
-        self.proc = subprocess.Popen(
+        self.start(
+            tmp,
+            "alertmanager",
             [
                 ALERTMANAGER,
                 f"--config.file={cfg_path}",
@@ -160,30 +168,13 @@ class Alertmanager:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--cluster.listen-address=",
             ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
         )
-        wait_for(self._ready, timeout=30, what="alertmanager ready")
-
-    def _ready(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
 
     def post(self, alerts: list[dict]) -> None:
         requests.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=5).raise_for_status()
 
     def alerts(self) -> list[dict]:
         return requests.get(f"{self.url}/api/v2/alerts", timeout=5).json()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 class Webhook:
