@@ -109,15 +109,17 @@ def test_bad_files_are_counted_skipped_and_retried_on_change(setup, tmp_path):
     data = good.read_bytes()
     half = daily / "date=2026-11-02" / "half.parquet"
     half.write_bytes(data[: len(data) // 2])  # a writer still at work
+    # A whole file whose footer (metadata, length, magic) was overwritten with garbage.
+    (daily / "date=2026-11-02" / "footer.parquet").write_bytes(data[:-64] + b"\xde\xad" * 32)
     drain(e)
     failed = lambda r: sample(e, "mlpipe_dataset_files_failed_total", dataset="daily", reason=r)  # noqa: E731
-    assert failed("empty") == 1 and failed("corrupt") == 2
+    assert failed("empty") == 1 and failed("corrupt") == 3
     assert sample(e, "mlpipe_dataset_rows", dataset="daily") == 1000  # latest good partition
     drain(e)
-    assert failed("corrupt") == 2  # unchanged files are not retried
+    assert failed("corrupt") == 3  # unchanged files are not retried
     half.write_bytes(data)  # the writer finished
     drain(e)
-    assert failed("corrupt") == 2
+    assert failed("corrupt") == 3
     assert sample(e, "mlpipe_dataset_rows", dataset="daily") == 2000
     assert sample(e, "mlpipe_scrape_collector_success", collector="datasets") == 1
 
