@@ -76,7 +76,8 @@ def guarded(app, security: WebSecurity, max_requests: int):
     slots = threading.BoundedSemaphore(max_requests)
 
     def wrapper(environ, start_response):
-        security.refresh()
+        # No refresh here: the server refreshes the web config per accepted connection,
+        # and wsgiref serves one request per connection (HTTP/1.0).
         if security.auth_required and not _authorized(security, environ):
             start_response(
                 "401 Unauthorized",
