@@ -4,6 +4,7 @@
 # mlpipe_source_invalid_lines_total).
 INVALID_REASONS = (
     "not_json",  # not a JSON object (includes empty lines and non-standard tokens like NaN)
+    "not_utf8",  # bytes that are not UTF-8 (JSON text must be UTF-8)
     "missing_field",  # a required field is absent
     "wrong_type",  # a field of the wrong JSON type, or an unknown run status
     "bad_timestamp",  # neither RFC 3339 nor epoch seconds

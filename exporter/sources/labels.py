@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from exporter.config import LabelJoin
+from exporter.sources.jsonlines import classify, decode_lines
 
 
 @dataclass
@@ -32,29 +33,13 @@ class LabelParser:
             gc=False,
         )
         self._one = msgspec.json.Decoder(self._type)
-        self._many = msgspec.json.Decoder(list[self._type])
         self.join = join
 
     def parse(self, data: bytes, oversized: int = 0) -> LabelBatch:
-        n = data.count(b"\n")
-        batch = LabelBatch(lines=n + oversized)
+        batch = LabelBatch(lines=data.count(b"\n") + oversized)
         if oversized:
             batch.invalid["too_long"] += oversized
-        if not n:
-            return batch
-        try:
-            records = self._many.decode(b"[" + data[:-1].replace(b"\n", b",") + b"]")
-            if len(records) != n:
-                raise msgspec.DecodeError
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            records = []
-            for line in data.split(b"\n")[:-1]:
-                try:
-                    records.append(self._one.decode(line))
-                except msgspec.ValidationError:
-                    batch.invalid["missing_field"] += 1
-                except msgspec.DecodeError:
-                    batch.invalid["not_json"] += 1
+        records = decode_lines(data, self._one, lambda line, exc: classify(batch.invalid, exc))
         batch.request_ids = [str(r.rid) for r in records]
         batch.labels = [r.label for r in records]
         return batch

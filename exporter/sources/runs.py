@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from exporter.sources.jsonlines import classify, decode_lines
 from exporter.sources.serving_log import _parse_one
 
 STATUSES = ("running", "succeeded", "failed")
@@ -51,20 +52,11 @@ class RunLogParser:
         self._one = msgspec.json.Decoder(RunRecord)
 
     def parse(self, data: bytes, oversized: int = 0) -> RunBatch:
-        lines = data.split(b"\n")[:-1]
-        batch = RunBatch(lines=len(lines) + oversized)
+        batch = RunBatch(lines=data.count(b"\n") + oversized)
         if oversized:
             batch.invalid["too_long"] += oversized
-        for line in lines:
-            try:
-                rec = self._one.decode(line)
-            except msgspec.ValidationError as exc:
-                missing = "missing required field" in str(exc)
-                batch.invalid["missing_field" if missing else "wrong_type"] += 1
-                continue
-            except msgspec.DecodeError:
-                batch.invalid["not_json"] += 1
-                continue
+        records = decode_lines(data, self._one, lambda line, exc: classify(batch.invalid, exc))
+        for rec in records:
             if rec.status not in STATUSES:
                 batch.invalid["wrong_type"] += 1
                 continue

@@ -1,9 +1,9 @@
 """Serving-log lines (JSON objects) -> columns, counting every line that cannot be used.
 
-Hot path: a chunk of complete lines is decoded in one call as a JSON array into typed
-msgspec structs built from the configured field paths, then pulled into numpy columns.
-A chunk that fails (bad JSON, a wrong type anywhere) is redone line by line; a line that
-fails the typed decoder is decoded leniently to classify its problem. Pure: bytes in,
+Hot path: a chunk of complete lines is decoded in one call into typed msgspec structs
+built from the configured field paths (``jsonlines.decode_lines``), then pulled into numpy
+columns. A line that fails the typed decoder costs only itself: it is decoded leniently to
+classify its problem (or salvage a record with malformed features). Pure: bytes in,
 columns out, no I/O.
 """
 
@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exporter.config import ServingLogFormat
+from exporter.sources.jsonlines import DECODE_ERRORS, decode_lines
 
 ROLES = ("timestamp", "model", "version", "request_id", "latency", "status", "prediction")
 _STATUS_CACHE_MAX = 1024
@@ -89,7 +90,6 @@ class ServingLogParser:
         self._paths = {role: path.split(".") for role, path in paths.items()}
         record_type, self._getters = self._build_types(paths)
         self._one = msgspec.json.Decoder(record_type)
-        self._many = msgspec.json.Decoder(list[record_type])
 
     # --- typed decoders, built from the field paths ---------------------------------------
 
@@ -142,34 +142,23 @@ class ServingLogParser:
 
     def parse(self, data: bytes, oversized: int = 0) -> ParsedBatch:
         """Parse complete ``\\n``-terminated lines."""
-        n_lines = data.count(b"\n")
-        fast: list = []
         slow: list[tuple] = []
         invalid: Counter = Counter()
-        if n_lines:
-            try:
-                fast = self._many.decode(b"[" + data[:-1].replace(b"\n", b",") + b"]")
-                if len(fast) != n_lines:  # a line held several values: redo line by line
-                    fast = []
-                    raise msgspec.DecodeError
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                fast = self._line_by_line(data, slow, invalid)
+
+        def on_bad(line: bytes, exc: Exception | None) -> None:
+            if isinstance(exc, UnicodeDecodeError):
+                invalid["not_utf8"] += 1
+                return
+            record = self._lenient(line, invalid)
+            if record is not None:
+                slow.append(record)
+
+        fast = decode_lines(data, self._one, on_bad)
         if oversized:
             invalid["too_long"] += oversized
         batch = self._columns(fast, slow, invalid)
-        batch.lines = n_lines + oversized
+        batch.lines = data.count(b"\n") + oversized
         return batch
-
-    def _line_by_line(self, data: bytes, slow: list, invalid: Counter) -> list:
-        fast = []
-        for line in data.split(b"\n")[:-1]:
-            try:
-                fast.append(self._one.decode(line))
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                record = self._lenient(line, invalid)
-                if record is not None:
-                    slow.append(record)
-        return fast
 
     def _get(self, obj: Any, role: str) -> tuple[bool, Any]:
         for part in self._paths[role]:
@@ -182,7 +171,7 @@ class ServingLogParser:
         """Classify a line the typed decoder rejected; a usable record or None (counted)."""
         try:
             obj = msgspec.json.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except DECODE_ERRORS:
             invalid["not_json"] += 1
             return None
         if not isinstance(obj, dict):

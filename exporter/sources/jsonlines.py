@@ -1,0 +1,114 @@
+"""Decoding chunks of JSON lines, shared by every tailed source.
+
+A chunk is decoded in one call (msgspec's ``decode_lines``: each line on its own, so two
+broken lines can never be joined into one valid record). When a line fails, the failure's
+byte offset points at it: the lines before it are decoded again as one block, the line is
+handed to ``on_bad`` alone, and decoding goes on after it — a bad line costs about one
+extra decode of the lines before it, not a line-by-line pass over the whole chunk.
+Pure: bytes in, records out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import msgspec
+
+# Everything a typed decoder raises for a bad line (msgspec raises UnicodeDecodeError, not
+# DecodeError, for bytes that are not UTF-8).
+DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+
+_BYTE = re.compile(r"\(byte (\d+)\)")
+_INDEX = re.compile(r"at `\$\[(\d+)\]")
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """The ``\\n``-terminated lines of ``data``, without their newlines."""
+    return data.split(b"\n")[:-1]
+
+
+def _hint(exc: Exception, lines: list[bytes]) -> int:
+    """Index of the line an error most likely comes from (the middle when unknown)."""
+    text = str(exc)
+    match = _BYTE.search(text)
+    if match:
+        offset = int(match.group(1))
+        pos = 0
+        for i, line in enumerate(lines):
+            pos += len(line) + 1
+            if offset < pos:
+                return i
+        return len(lines) - 1
+    match = _INDEX.search(text)
+    if match:  # blank lines were removed before decoding, so record i is line i
+        return min(int(match.group(1)), len(lines) - 1)
+    return len(lines) // 2
+
+
+def decode_lines(
+    data: bytes,
+    decoder: msgspec.json.Decoder,
+    on_bad: Callable[[bytes, Exception | None], None],
+) -> list:
+    """Records of the complete lines of ``data``, in line order.
+
+    ``on_bad(line, error)`` receives each line the decoder rejects (``error`` is None for a
+    blank line), in order; it counts or salvages it.
+    """
+    if not data:
+        return []
+    if b"\n\n" not in data and not data.startswith(b"\n"):
+        try:
+            out = decoder.decode_lines(data)
+        except DECODE_ERRORS:
+            pass
+        else:
+            if len(out) == data.count(b"\n"):
+                return out
+    lines = split_lines(data)
+    out: list = []
+    blank = [i for i, line in enumerate(lines) if not line.strip()]
+    if blank:
+        # decode_lines skips blank lines; hand them over here so indices stay line indices.
+        keep = set(range(len(lines))) - set(blank)
+        for i in blank:
+            on_bad(lines[i], None)
+        lines = [lines[i] for i in sorted(keep)]
+    # Work list of blocks still to decode, first block first.
+    todo: list[list[bytes]] = [lines]
+    while todo:
+        block = todo.pop()
+        if not block:
+            continue
+        if len(block) == 1:
+            try:
+                out.append(decoder.decode(block[0]))
+            except DECODE_ERRORS as exc:
+                on_bad(block[0], exc)
+            continue
+        try:
+            records = decoder.decode_lines(b"\n".join(block) + b"\n")
+        except DECODE_ERRORS as exc:
+            k = _hint(exc, block)
+            # Decode the lines before k, then k alone, then the rest (pushed in reverse).
+            todo.append(block[k + 1 :])
+            todo.append(block[k : k + 1])
+            todo.append(block[:k])
+            continue
+        if len(records) == len(block):
+            out.extend(records)
+        else:  # a line held something decode_lines skipped: go line by line
+            todo.extend([line] for line in reversed(block))
+    return out
+
+
+def classify(invalid, exc: Exception | None) -> None:
+    """Count a line a typed decoder rejected under its reason (INVALID_REASONS)."""
+    if isinstance(exc, UnicodeDecodeError):
+        invalid["not_utf8"] += 1
+    elif isinstance(exc, msgspec.ValidationError):
+        missing = "missing required field" in str(exc)
+        invalid["missing_field" if missing else "wrong_type"] += 1
+    else:
+        invalid["not_json"] += 1
