@@ -14,6 +14,7 @@ from exporter.config import ConfigError, load_config
 from exporter.durations import parse_duration
 from exporter.logs import setup_logging
 from exporter.server import MetricsServer, parse_listen_address
+from exporter.sources.tail import raise_fd_limit
 from exporter.webconfig import WebConfigError, WebSecurity
 
 log = logging.getLogger("mlpipe_exporter")
@@ -139,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args, config, config_path: str | None, stop: threading.Event | None = None) -> int:
+    soft, _ = raise_fd_limit()
+    log.debug("open files limit %d", soft)
     collectors = tuple(n for n in COLLECTOR_NAMES if getattr(args, f"collector_{n}"))
     host, port = parse_listen_address(args.listen)
     try:

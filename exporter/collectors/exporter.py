@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from exporter import __version__
 from exporter.sources import INVALID_REASONS
+from exporter.sources.tail import FILE_ERROR_REASONS
 from exporter.state.store import State
 
 
@@ -46,6 +47,16 @@ class ExporterCollector:
         files = GaugeMetricFamily(
             "mlpipe_source_files", "Files currently followed.", labels=["source"]
         )
+        file_errors = CounterMetricFamily(
+            "mlpipe_source_file_errors",
+            "Errors opening or reading a followed file, by reason (the file is retried).",
+            labels=["source", "reason"],
+        )
+        skipped = CounterMetricFamily(
+            "mlpipe_source_files_skipped",
+            "Matched files not read, by reason (compressed).",
+            labels=["source", "reason"],
+        )
         ck_fail = CounterMetricFamily(
             "mlpipe_checkpoint_write_failures",
             "Failed checkpoint writes (state dir unwritable or full).",
@@ -64,9 +75,12 @@ class ExporterCollector:
             read.add_metric([source], float(stats.bytes_read))
             lag.add_metric([source], float(stats.lag_bytes))
             files.add_metric([source], float(stats.files))
+            for reason in FILE_ERROR_REASONS:
+                file_errors.add_metric([source, reason], float(stats.file_errors[reason]))
+            skipped.add_metric([source, "compressed"], float(stats.files_skipped["compressed"]))
             ck_fail.add_metric([source], float(stats.checkpoint_failures))
             ck_ok.add_metric([source], 1.0 if stats.checkpoint_ok else 0.0)
-        yield from (lines, invalid, read, lag, files, ck_fail, ck_ok)
+        yield from (lines, invalid, read, lag, files, file_errors, skipped, ck_fail, ck_ok)
         status = self.app_status()
         yield GaugeMetricFamily(
             "mlpipe_ready", "Whether the first ingest pass has completed.", value=status["ready"]

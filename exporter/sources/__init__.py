@@ -11,4 +11,5 @@ INVALID_REASONS = (
     "unknown_model",  # a model name not in the config
     "unknown_pipeline",  # a pipeline name not in the config
     "too_long",  # longer than serving_log.max_line_bytes
+    "internal_error",  # the exporter failed on the line's chunk (a bug; logged with a traceback)
 )

@@ -29,6 +29,8 @@ class SourceStats:
     files: int = 0
     checkpoint_failures: int = 0
     checkpoint_ok: bool = True
+    file_errors: Counter = field(default_factory=Counter)  # by tail.FILE_ERROR_REASONS
+    files_skipped: Counter = field(default_factory=Counter)  # by reason ("compressed")
 
 
 @dataclass
