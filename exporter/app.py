@@ -74,6 +74,9 @@ class Exporter:
         self.state_dir = state_dir
         self.interval = interval
         self.stats_interval = stats_interval
+        # A pass reads for at most this long before statistics and rendering get their turn.
+        self.pass_seconds = max(1.0, min(interval, stats_interval))
+        self.caught_up = False
         self._last_stats = 0.0
         self.state = State(config, state_dir=state_dir)
         self._checkpoints: dict[str, CheckpointStore] = {}
@@ -137,8 +140,12 @@ class Exporter:
     # --- ingestion ---------------------------------------------------------------------
 
     def ingest_pass(self) -> int:
-        """Run every source until all are caught up (or stop is asked); bytes consumed."""
+        """Run every source until all are caught up, stop is asked, or the pass's time budget
+        (``pass_seconds``) is spent; bytes consumed. Bounding the pass keeps statistics and
+        the rendering on schedule while a writer outruns ingestion."""
         total = 0
+        deadline = time.monotonic() + self.pass_seconds
+        self.caught_up = False
         while not self._stop.is_set():
             consumed = 0
             for ingest in self.ingests:
@@ -148,6 +155,9 @@ class Exporter:
                     log.exception("ingest of %s failed; retrying next pass", ingest.source)
             total += consumed
             if consumed == 0:
+                self.caught_up = True
+                break
+            if time.monotonic() >= deadline:
                 break
         if time.monotonic() - self._last_stats >= self.stats_interval:
             self.compute_stats()
@@ -186,7 +196,8 @@ class Exporter:
             except Exception:
                 log.exception("rendering /metrics failed; scrapes render on demand")
                 self.rendering = None
-            self._stop.wait(self.interval)
+            if self.caught_up:
+                self._stop.wait(self.interval)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="ingest", daemon=True)

@@ -67,31 +67,49 @@ class TailIngest:
         raise NotImplementedError
 
     def step(self, state: State) -> int:
-        """Ingest up to one budget of bytes; returns bytes consumed (0: caught up)."""
+        """Ingest up to one budget of bytes; returns bytes consumed (0: caught up).
+
+        Skipped bytes (an over-long line) count as consumed: they are progress. A chunk the
+        parser or the state fails on (a bug) is logged, counted as ``internal_error`` and
+        committed, so it can neither stall the source nor be counted twice on a retry.
+        """
         chunks = self.tailer.read(self.budget)
-        try:
-            batches = [
-                self.parse(c.data, c.oversized_lines) for c in chunks if c.data or c.oversized_lines
-            ]
-        except Exception:
-            self.tailer.rewind()
-            raise
+        batches = []
+        failed = 0
+        for c in chunks:
+            if not (c.data or c.oversized_lines):
+                continue
+            try:
+                batches.append(self.parse(c.data, c.oversized_lines))
+            except Exception:
+                log.exception("source %s: parsing %s failed", self.source, c.file.path)
+                failed += c.data.count(b"\n") + c.oversized_lines
         now = time.time()
         stats = state.source(self.source)
         with state.lock:
             for batch in batches:
-                self.apply(state, batch, now)
+                try:
+                    self.apply(state, batch, now)
+                except Exception:
+                    log.exception("source %s: applying a batch failed", self.source)
+                    failed += batch.lines
+                    continue
                 parsed = batch.lines - sum(batch.invalid.values())
                 stats.lines["parsed"] += parsed
                 stats.lines["invalid"] += batch.lines - parsed
                 stats.invalid.update(batch.invalid)
+            if failed:
+                stats.lines["invalid"] += failed
+                stats.invalid["internal_error"] += failed
             self.tailer.commit(chunks)
             stats.checkpoint_ok = self.tailer.checkpoints.save()
             stats.checkpoint_failures = self.tailer.checkpoints.write_failures
             stats.bytes_read = self.tailer.bytes_read
             stats.lag_bytes = self.tailer.lag_bytes
             stats.files = self.tailer.file_count
-        return sum(len(c.data) for c in chunks)
+            stats.file_errors = self.tailer.file_errors
+            stats.files_skipped = self.tailer.skipped_total
+        return sum(len(c.data) + c.skipped for c in chunks)
 
     def close(self) -> None:
         self.tailer.close()
@@ -141,10 +159,10 @@ class ServingIngest(TailIngest):
 class LabelIngest(TailIngest):
     """One model's ground-truth label files, joined to its predictions."""
 
-    source = "labels"
-
     def __init__(self, model: Model, checkpoints: CheckpointStore, budget: int = 8 << 20):
-        tailer = FileTailer(f"labels-{model.name}", list(model.labels), checkpoints)
+        # One source per model (`labels-<model>`): label tailers must not share self-metrics.
+        self.source = f"labels-{model.name}"
+        tailer = FileTailer(self.source, list(model.labels), checkpoints)
         super().__init__(tailer, LabelParser(model.label_join).parse, budget)
         self.model = model.name
 

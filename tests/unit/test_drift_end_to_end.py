@@ -315,7 +315,9 @@ def test_quality_from_delayed_labels_matches_numpy(tmp_path):
     assert join("matched") == labelled
     assert join("unmatched_label") == 0  # still within their grace period
     assert (
-        sample(exporter, "mlpipe_source_invalid_lines_total", source="labels", reason="not_json")
+        sample(
+            exporter, "mlpipe_source_invalid_lines_total", source="labels-fraud", reason="not_json"
+        )
         == 1
     )
     # Time passes: the unlabelled predictions expire and the orphan labels give up.

@@ -69,9 +69,13 @@ def test_an_invalid_utf8_byte_does_not_stop_labels_or_the_run_log(tmp_path):
             fh.write(json.dumps({**run, "status": "succeeded", "start": 1, "end": 2}).encode())
             fh.write(b"\n")
     exporter.ingest_pass()
-    assert sample(exporter, "mlpipe_source_lines_total", source="labels", result="parsed") == 100
     assert (
-        sample(exporter, "mlpipe_source_invalid_lines_total", source="labels", reason="not_utf8")
+        sample(exporter, "mlpipe_source_lines_total", source="labels-fraud", result="parsed") == 100
+    )
+    assert (
+        sample(
+            exporter, "mlpipe_source_invalid_lines_total", source="labels-fraud", reason="not_utf8"
+        )
         == 1
     )
     assert sample(exporter, "mlpipe_source_lines_total", source="runs", result="parsed") == 100
@@ -118,3 +122,29 @@ def test_decode_lines_hands_each_bad_line_over_once_and_keeps_order(bad_at):
     expected = [i for i in range(20) if i not in {bad_at, (bad_at + 5) % 20, (bad_at + 9) % 20}]
     assert [r.i for r in out] == expected
     assert sorted(bad) == sorted([b'{"i": "x"}', b'{"i": 1', b""])
+
+
+def test_each_models_label_files_have_their_own_source_metrics(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    cfg = {
+        "models": [
+            {
+                "name": name,
+                "serving_logs": [str(logs / "*.jsonl")],
+                "labels": [str(logs / f"labels-{name}-*.json")],
+            }
+            for name in ("fraud", "ranker")
+        ]
+    }
+    exporter = Exporter(parse_config(cfg), state_dir=str(tmp_path / "state"))
+    for name, n in (("fraud", 30), ("ranker", 7)):
+        with open(logs / f"labels-{name}-1.json", "w") as fh:
+            for i in range(n):
+                fh.write(json.dumps({"request_id": f"{name}-{i}", "label": 1}) + "\n")
+    exporter.ingest_pass()
+    for name, n in (("fraud", 30), ("ranker", 7)):
+        source = f"labels-{name}"
+        assert sample(exporter, "mlpipe_source_lines_total", source=source, result="parsed") == n
+        assert sample(exporter, "mlpipe_source_files", source=source) == 1
+        assert sample(exporter, "mlpipe_source_read_bytes_total", source=source) > 0
