@@ -470,6 +470,12 @@ def quota_compute():
                 unit="percentunit",
                 legend="{{instance}} gpu {{gpu}}",
             ),
+            panel(
+                "Pipeline GPU busy (SM share; 1 = one GPU)",
+                'mlpipe_pipeline_gpu_utilization_ratio{pipeline=~"$pipeline"}',
+                unit="percentunit",
+                legend="{{instance}} {{pipeline}}",
+            ),
         ],
     )
 

@@ -263,9 +263,11 @@ class HostIngest:
         self.last = 0.0
 
     def step(self, state: State) -> int:
-        if time.monotonic() - self.last < 1.0:
+        now = time.monotonic()
+        if now - self.last < 1.0:
             return 0
-        self.last = time.monotonic()
+        elapsed = now - self.last if self.last else 0.0
+        self.last = now
         sample = self.sampler.sample()
         with state.lock:
             for name, delta in sample.cpu_seconds_delta.items():
@@ -273,9 +275,18 @@ class HostIngest:
                 ps.cpu_seconds += delta
                 ps.memory_bytes = sample.memory_bytes[name]
                 ps.processes = sample.processes[name]
+                if not sample.gpu_attribution:
+                    ps.gpu_memory_bytes = ps.gpu_utilization = 0.0
+                    continue
+                pids = sample.pids[name]
                 ps.gpu_memory_bytes = sum(
-                    g.processes.get(pid, 0.0) for g in sample.gpus for pid in sample.pids[name]
+                    g.processes.get(pid, 0.0) for g in sample.gpus for pid in pids
                 )
+                ps.gpu_utilization = sum(
+                    g.process_sm.get(pid, 0.0) for g in sample.gpus for pid in pids
+                )
+                # Integrated over the time since the last sample (at most a few seconds).
+                ps.gpu_seconds += ps.gpu_utilization * min(elapsed, 10.0)
             state.host = sample
         return 0
 

@@ -77,6 +77,16 @@ class GpuCollector:
             "GPU memory of the pipeline's matched processes.",
             labels=["pipeline"],
         )
+        pipeline_util = GaugeMetricFamily(
+            "mlpipe_pipeline_gpu_utilization_ratio",
+            "SM busy share of the pipeline's processes, summed over GPUs (1 = one whole GPU).",
+            labels=["pipeline"],
+        )
+        pipeline_seconds = CounterMetricFamily(
+            "mlpipe_pipeline_gpu_seconds",
+            "GPU-busy seconds of the pipeline's processes (utilisation integrated over time).",
+            labels=["pipeline"],
+        )
         for g in host.gpus:
             i = str(g.index)
             info.add_metric([i, g.name, g.uuid], 1.0)
@@ -89,8 +99,17 @@ class GpuCollector:
             ):
                 if value is not None:
                     family.add_metric([i], value)
-        if host.gpu_up:
+        yield GaugeMetricFamily(
+            "mlpipe_gpu_process_attribution_available",
+            "1 if GPU processes can be matched to pipelines; 0 in another PID namespace "
+            "(a container without hostPID), where no per-pipeline GPU figure is exported.",
+            value=1.0 if host.gpu_attribution else 0.0,
+        )
+        if host.gpu_up and host.gpu_attribution:
             for name, ps in state.pipelines.items():
                 if ps.pipeline.processes is not None:
                     per_pipeline.add_metric([name], ps.gpu_memory_bytes)
+                    pipeline_util.add_metric([name], ps.gpu_utilization)
+                    pipeline_seconds.add_metric([name], ps.gpu_seconds)
         yield from (info, util, used, total, power, temp, per_pipeline)
+        yield from (pipeline_util, pipeline_seconds)

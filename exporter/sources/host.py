@@ -4,6 +4,14 @@ Runs in the ingest thread between batches; scrapes read the last sample. A missi
 library, no GPU, or an NVML call that fails is reported (``mlpipe_gpu_up 0``, one log line)
 and never raises. A per-GPU reading that the device does not support (power on some
 boards) is left out for that GPU only.
+
+GPU memory is NVML's v2 reading (what nvidia-smi and DCGM show: without the driver's
+reserved memory), v1 where the driver lacks v2. Per process, NVML's utilisation samples
+(SM and memory-controller busy, sampled by the driver) are averaged since the previous
+sample. NVML reports processes by their PIDs in the host's PID namespace: where the exporter
+runs in another PID namespace (a container without ``hostPID``) those PIDs could name
+unrelated processes here, so per-pipeline GPU attribution is switched off and said so
+(``mlpipe_gpu_process_attribution_available 0``) rather than risk a wrong pipeline.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ class GpuReading:
     power_watts: float | None = None
     temperature: float | None = None  # celsius
     processes: dict[int, float] = field(default_factory=dict)  # pid -> GPU memory bytes
+    process_sm: dict[int, float] = field(default_factory=dict)  # pid -> SM busy ratio 0-1
+    process_memory_util: dict[int, float] = field(default_factory=dict)  # pid -> ratio 0-1
 
 
 @dataclass
@@ -42,6 +52,8 @@ class HostSample:
     gpu_up: bool = False
     gpu_error: str = ""
     gpus: list[GpuReading] = field(default_factory=list)
+    # False where NVML's PIDs cannot be matched to ours (another PID namespace).
+    gpu_attribution: bool = True
 
 
 class ProcessSampler:
@@ -106,6 +118,17 @@ class ProcessSampler:
         self.last_cpu = seen
 
 
+# /proc/self/ns/pid of a process in the initial (host) PID namespace (PROC_PID_INIT_INO).
+INIT_PID_NAMESPACE = "pid:[4026531836]"
+
+
+def in_host_pid_namespace() -> bool:
+    try:
+        return os.readlink("/proc/self/ns/pid") == INIT_PID_NAMESPACE
+    except OSError:
+        return False
+
+
 class GpuSampler:
     """NVML readings per GPU; initialises NVML once and reports why it cannot."""
 
@@ -113,6 +136,13 @@ class GpuSampler:
         self.nvml = None
         self.error = ""
         self._warned = False
+        self._last_util_ts: dict[int, int] = {}  # gpu index -> last sample time (µs)
+        self.attribution = in_host_pid_namespace()
+        if not self.attribution:
+            log.warning(
+                "not in the host's PID namespace: GPU processes are not attributed to "
+                "pipelines (run with hostPID to attribute them)"
+            )
         try:
             import pynvml
         except ImportError as exc:  # the package itself is missing
@@ -150,7 +180,7 @@ class GpuSampler:
                 g.uuid = uuid.decode() if isinstance(uuid, bytes) else str(uuid or "")
                 util = self._read(nv.nvmlDeviceGetUtilizationRates, h)
                 g.utilization = util.gpu / 100.0 if util is not None else None
-                mem = self._read(nv.nvmlDeviceGetMemoryInfo, h)
+                mem = self._memory(h)
                 if mem is not None:
                     g.memory_used, g.memory_total = float(mem.used), float(mem.total)
                 power = self._read(nv.nvmlDeviceGetPowerUsage, h)
@@ -161,13 +191,46 @@ class GpuSampler:
                     used = getattr(p, "usedGpuMemory", None)
                     if used is not None:
                         g.processes[int(p.pid)] = float(used)
+                self._process_utilization(i, h, g)
                 out.gpus.append(g)
             out.gpu_up = True
+            out.gpu_attribution = self.attribution
         except nv.NVMLError as exc:
             out.gpu_up, out.gpu_error, out.gpus = False, f"NVML call failed: {exc}", []
             if not self._warned:
                 log.error("GPU sampling failed: %s", exc)
                 self._warned = True
+
+    def _memory(self, handle):
+        """v2 memory info (used excludes the driver's reservation); v1 on older drivers."""
+        nv = self.nvml
+        version = getattr(nv, "nvmlMemory_v2", None)
+        if version is not None:
+            try:
+                return nv.nvmlDeviceGetMemoryInfo(handle, version=version)
+            except (nv.NVMLError, AttributeError, TypeError):
+                pass
+        return self._read(nv.nvmlDeviceGetMemoryInfo, handle)
+
+    def _process_utilization(self, index: int, handle, g: GpuReading) -> None:
+        """Mean SM and memory busy per process over the samples since the last call."""
+        nv = self.nvml
+        since = self._last_util_ts.get(index, 0)
+        try:
+            samples = nv.nvmlDeviceGetProcessUtilization(handle, since)
+        except nv.NVMLError:
+            samples = []  # NOT_FOUND: no sample since then; NOT_SUPPORTED: none at all
+        sums: dict[int, list[float]] = {}
+        for s in samples:
+            self._last_util_ts[index] = max(self._last_util_ts.get(index, 0), int(s.timeStamp))
+            acc = sums.setdefault(int(s.pid), [0.0, 0.0, 0])
+            acc[0] += s.smUtil
+            acc[1] += s.memUtil
+            acc[2] += 1
+        for pid in g.processes:
+            sm, memory, n = sums.get(pid, (0.0, 0.0, 0))
+            g.process_sm[pid] = min(1.0, sm / n / 100.0) if n else 0.0
+            g.process_memory_util[pid] = min(1.0, memory / n / 100.0) if n else 0.0
 
 
 class HostSampler:

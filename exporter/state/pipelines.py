@@ -30,6 +30,8 @@ class PipelineState:
         self.cpu_seconds = 0.0  # counter: CPU time of matched processes, accumulated
         self.memory_bytes = 0.0
         self.gpu_memory_bytes = 0.0
+        self.gpu_utilization = 0.0  # SM busy of its processes, summed over GPUs (1 = one GPU)
+        self.gpu_seconds = 0.0  # counter: GPU-busy seconds, integrated from utilisation
         self.processes = 0
 
     def apply(self, record, start: float | None, end: float | None) -> dict | None:

@@ -108,7 +108,7 @@ def test_every_panel_returns_data(tmp_path, full_demo, start_exporter, start_pro
         gpu_up = prom.value("mlpipe_gpu_up")
         out = []
         for dash, title, expr in queries:
-            if gpu_up == 0 and re.search(r"mlpipe_gpu_(?!up)", expr):
+            if gpu_up == 0 and re.search(r"mlpipe_(pipeline_)?gpu_(?!up)", expr):
                 continue  # no GPU on this machine: only mlpipe_gpu_up can answer
             if not prom.query(substitute(expr)):
                 out.append((dash, title, expr))

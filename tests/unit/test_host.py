@@ -61,8 +61,19 @@ def test_cpu_of_a_real_child_is_attributed_to_its_pipeline(tmp_path, burner):
         assert sample(e, "mlpipe_pipeline_memory_bytes", pipeline=pipeline) > 1 << 20
 
 
-def test_no_nvml_library_is_a_gauge_not_a_traceback(caplog):
-    # This machine has no NVIDIA driver: the real pynvml raises NVMLError_LibraryNotFound.
+def test_no_nvml_library_is_a_gauge_not_a_traceback(caplog, monkeypatch):
+    # The real pynvml, made to look for a library that exists nowhere, as on a host without
+    # an NVIDIA driver (whatever this host has): it raises NVMLError_LibraryNotFound.
+    import ctypes
+
+    import pynvml
+
+    def no_library(name, *args, **kwargs):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(pynvml, "nvmlLib", None)
+    monkeypatch.setattr(pynvml, "CDLL", no_library)
+    assert ctypes.CDLL is not no_library  # only pynvml's lookup is changed
     e = Exporter(parse_config({}), collectors=("gpu", "exporter"))
     e.ingest_pass()
     assert sample(e, "mlpipe_gpu_up") == 0
@@ -101,3 +112,128 @@ def test_gpu_collector_can_be_disabled():
     e = Exporter(parse_config({}), collectors=("exporter",))
     assert sample(e, "mlpipe_gpu_up") is None
     assert not any(type(i).__name__ == "HostIngest" for i in e.ingests)
+
+
+class _NVMLError(Exception):
+    pass
+
+
+def _fake_nvml(v2: bool = True, samples=()):
+    """An NVML stand-in with one GPU, one process (pid 4242) and utilisation samples."""
+    mem = types.SimpleNamespace(used=9587 << 20, total=143771 << 20, reserved=1 << 30)
+    v1 = types.SimpleNamespace(used=(9587 << 20) + (1 << 30), total=143771 << 20)
+
+    def memory(h, version=None):
+        if version is None:
+            return v1
+        if not v2:
+            raise _NVMLError("Function Not Found")
+        return mem
+
+    def utilization(h, since):
+        out = [s for s in samples if s.timeStamp > since]
+        if not out:
+            raise _NVMLError("Not Found")
+        return out
+
+    return types.SimpleNamespace(
+        NVMLError=_NVMLError,
+        NVML_TEMPERATURE_GPU=0,
+        nvmlMemory_v2=0x2000028,
+        nvmlInit=lambda: None,
+        nvmlDeviceGetCount=lambda: 1,
+        nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetName=lambda h: "NVIDIA H200",
+        nvmlDeviceGetUUID=lambda h: "GPU-1",
+        nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=40),
+        nvmlDeviceGetMemoryInfo=memory,
+        nvmlDeviceGetPowerUsage=lambda h: 150_000,
+        nvmlDeviceGetTemperature=lambda h, kind: 40,
+        nvmlDeviceGetComputeRunningProcesses=lambda h: [
+            types.SimpleNamespace(pid=4242, usedGpuMemory=8 << 30)
+        ],
+        nvmlDeviceGetProcessUtilization=utilization,
+    )
+
+
+def _util(ts, sm, mem=10, pid=4242):
+    return types.SimpleNamespace(pid=pid, timeStamp=ts, smUtil=sm, memUtil=mem)
+
+
+@pytest.mark.parametrize(
+    ("v2", "expected"), [(True, 9587 << 20), (False, (9587 << 20) + (1 << 30))]
+)
+def test_gpu_memory_is_the_v2_reading_without_the_drivers_reservation(monkeypatch, v2, expected):
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(v2=v2))
+    out = host.HostSample()
+    host.GpuSampler().sample(out)
+    assert out.gpus[0].memory_used == expected
+
+
+def test_process_utilisation_is_the_mean_of_new_samples(monkeypatch):
+    samples = [_util(1, 20), _util(2, 40), _util(3, 90, pid=7)]
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(samples=samples))
+    sampler = host.GpuSampler()
+    out = host.HostSample()
+    sampler.sample(out)
+    assert out.gpus[0].process_sm == {4242: pytest.approx(0.30)}
+    samples.append(_util(4, 80))
+    out = host.HostSample()
+    sampler.sample(out)  # only the sample newer than the last one seen
+    assert out.gpus[0].process_sm == {4242: pytest.approx(0.80)}
+    out = host.HostSample()
+    sampler.sample(out)  # none new: idle
+    assert out.gpus[0].process_sm == {4242: 0.0}
+
+
+def test_gpu_seconds_and_utilisation_per_pipeline(monkeypatch):
+    samples = [_util(i, 50) for i in range(1, 4)]
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(samples=samples))
+    monkeypatch.setattr(host, "in_host_pid_namespace", lambda: True)
+    cfg = parse_config({"pipelines": [{"name": "train", "processes": {"pid_file": "/x"}}]})
+    e = Exporter(cfg, collectors=("compute", "gpu", "exporter"))
+    ingest = next(i for i in e.ingests if i.source == "host")
+    monkeypatch.setattr(
+        ingest.sampler.processes,
+        "sample",
+        lambda out: (
+            out.cpu_seconds_delta.update(train=0.0),
+            out.memory_bytes.update(train=0.0),
+            out.processes.update(train=1),
+            out.pids.update(train={4242}),
+        ),
+    )
+    ingest.step(e.state)
+    ingest.last -= 2.0  # two seconds later
+    samples += [_util(i, 50) for i in range(4, 8)]
+    ingest.step(e.state)
+    e.render()
+    assert sample(e, "mlpipe_pipeline_gpu_utilization_ratio", pipeline="train") == 0.5
+    assert sample(e, "mlpipe_pipeline_gpu_seconds_total", pipeline="train") == pytest.approx(
+        1.0, abs=0.05
+    )
+    assert sample(e, "mlpipe_pipeline_gpu_memory_bytes", pipeline="train") == 8 << 30
+    assert sample(e, "mlpipe_gpu_process_attribution_available") == 1
+
+
+def test_no_attribution_outside_the_host_pid_namespace(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(samples=[_util(1, 50)]))
+    monkeypatch.setattr(host, "in_host_pid_namespace", lambda: False)
+    cfg = parse_config({"pipelines": [{"name": "train", "processes": {"pid_file": "/x"}}]})
+    e = Exporter(cfg, collectors=("compute", "gpu", "exporter"))
+    ingest = next(i for i in e.ingests if i.source == "host")
+    monkeypatch.setattr(
+        ingest.sampler.processes,
+        "sample",
+        lambda out: (
+            out.cpu_seconds_delta.update(train=0.0),
+            out.memory_bytes.update(train=0.0),
+            out.processes.update(train=1),
+            out.pids.update(train={4242}),  # here 4242 may be any process
+        ),
+    )
+    ingest.step(e.state)
+    assert sample(e, "mlpipe_gpu_process_attribution_available") == 0
+    assert sample(e, "mlpipe_pipeline_gpu_memory_bytes", pipeline="train") is None
+    assert sample(e, "mlpipe_pipeline_gpu_utilization_ratio", pipeline="train") is None
+    assert sample(e, "mlpipe_gpu_up") == 1
