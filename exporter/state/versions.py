@@ -4,12 +4,29 @@ At most ``max_versions`` versions of a model are tracked at a time; traffic of a
 version is counted under ``OTHER``. A new version takes the slot of the least recently seen
 one only once that one has been idle for ``idle_seconds``, so active versions (a stable and
 its canary) are never evicted by a burst of new names.
+
+Version names come from data, so they are bounded before they become label values: a name
+longer than ``MAX_LABEL_CHARS`` is cut and given a hash suffix (distinct names stay
+distinct), and a version literally named ``other`` is counted in the ``other`` slot, so
+one exposition never holds two ``version="other"`` series.
 """
 
 from __future__ import annotations
 
+import hashlib
+
 OTHER = "other"
 UNKNOWN = "unknown"  # a record without a version
+MAX_LABEL_CHARS = 128
+_KEEP_CHARS = MAX_LABEL_CHARS - 17  # room for "~" and 16 hex digits
+
+
+def bounded_label(value: str) -> str:
+    """A label value of at most MAX_LABEL_CHARS characters; longer ones cut, hash-suffixed."""
+    if len(value) <= MAX_LABEL_CHARS:
+        return value
+    digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return f"{value[:_KEEP_CHARS]}~{digest}"
 
 
 class VersionSlots:
@@ -27,7 +44,9 @@ class VersionSlots:
         return self.max_versions
 
     def slot(self, version: str, now: float) -> int:
-        version = version or UNKNOWN
+        if version == OTHER:
+            return self.other
+        version = bounded_label(version) if version else UNKNOWN
         i = self.index.get(version)
         if i is not None:
             self.last_seen[i] = now
