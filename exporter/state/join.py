@@ -3,15 +3,36 @@
 Pending predictions are kept in arrival order: past ``max_pending`` the oldest are evicted,
 and those older than ``max_delay`` expire, each counted. A label that arrives before its
 prediction (the two logs are read one after the other) waits at most ``LABEL_GRACE``
-seconds. Memory: about 150 bytes per pending prediction.
+seconds.
+
+Memory is bounded by bytes, not only by count: request ids (and string predictions and
+labels) come from data, so one longer than ``MAX_KEY_CHARS`` is replaced by a 128-bit hash
+of itself (both sides of the join hash alike, so matches are kept). An entry then costs at
+most about ``ENTRY_BYTES`` (measured: tests/unit/hardening/test_join_memory.py), and the
+buffer at most ``max_pending`` × that for predictions plus as much for early labels.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 
+from exporter.state.versions import bounded_label
+
 LABEL_GRACE = 300.0
+MAX_KEY_CHARS = 64
+# Upper bound of one pending entry's memory with keys at MAX_KEY_CHARS (dict slot, key,
+# tuple, floats, a short version string shared with the slot table).
+ENTRY_BYTES = 400
+
+
+def bounded_key(value):
+    """A string from data, at most MAX_KEY_CHARS long (longer: a hash of it); others as is."""
+    if isinstance(value, str) and len(value) > MAX_KEY_CHARS:
+        digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16)
+        return "#" + digest.hexdigest()
+    return value
 
 
 class JoinBuffer:
@@ -34,7 +55,9 @@ class JoinBuffer:
         ):
             if rid is None:
                 continue
-            rid = str(rid)
+            rid = bounded_key(str(rid))
+            pred = bounded_key(pred)
+            version = bounded_label(version) if version else version
             waiting = labels.pop(rid, None)
             if waiting is not None:
                 matched.append((float(ts), version, pred, waiting[1]))
@@ -50,6 +73,7 @@ class JoinBuffer:
         matched = []
         preds = self.predictions
         for rid, label in zip(request_ids, labels, strict=True):
+            rid, label = bounded_key(rid), bounded_key(label)
             entry = preds.pop(rid, None)
             if entry is None:
                 self.labels[rid] = (now, label)
