@@ -66,6 +66,9 @@ class FieldMap:
     prediction: str = "prediction"
 
 
+FIELD_ROLES = tuple(f.name for f in dataclasses.fields(FieldMap))
+
+
 @dataclass(frozen=True)
 class ServingLogFormat:
     fields: FieldMap = FieldMap()
@@ -75,6 +78,9 @@ class ServingLogFormat:
     latency_buckets: tuple[float, ...] = DEFAULT_LATENCY_BUCKETS
     # A line longer than this is counted invalid and skipped (protects memory).
     max_line_bytes: int = 1 << 20
+    # Globs of files the serving_logs globs match but that must not be read (e.g. "*.1").
+    # Compressed files (logrotate's .gz) are skipped anyway, by their first bytes.
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -292,13 +298,16 @@ def _build_dataclass(cls: Any, value: Any, path: str, errors: list[str]) -> Any:
         if key not in fields:
             known = ", ".join(sorted(fields))
             errors.append(f"{prefix}{key}: unknown key (known keys: {known})")
+    # Unknown keys do not void the part: the rest of it is still built and checked, so one
+    # run reports every problem.
+    before = len(errors)
     kwargs = {}
     for name, f in fields.items():
         if name in value:
             kwargs[name] = _build(hints[name], value[name], prefix + name, errors)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             errors.append(f"{prefix}{name}: required key is missing")
-    if any(e.startswith(prefix) for e in errors) and path:
+    if len(errors) > before and path:
         return None
     try:
         return cls(**kwargs)
@@ -332,7 +341,7 @@ def _check_readable_glob(pattern: str, path: str, errors: list[str]) -> None:
         errors.append(f"{path}: {pattern!r} is not readable")
 
 
-def _check_unique(items: tuple, what: str, errors: list[str]) -> None:
+def _check_unique(items, what: str, errors: list[str]) -> None:
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
         if item.name in seen:
@@ -342,64 +351,72 @@ def _check_unique(items: tuple, what: str, errors: list[str]) -> None:
         seen.setdefault(item.name, i)
 
 
+def _field_path_conflicts(fields: FieldMap) -> list[str]:
+    """Serving-log field paths that cannot all hold: one path twice, or one inside another."""
+    problems = []
+    paths = {role: getattr(fields, role) for role in FIELD_ROLES}
+    for role, path in paths.items():
+        if not path or any(not part for part in path.split(".")):
+            problems.append(f"serving_log.fields.{role}: {path!r} is not a dot path")
+    items = sorted(paths.items())
+    for i, (a, pa) in enumerate(items):
+        for b, pb in items[i + 1 :]:
+            if pa == pb:
+                problems.append(f"serving_log.fields: {a} and {b} are both {pa!r}")
+            elif pb.startswith(pa + ".") or pa.startswith(pb + "."):
+                outer, inner = (a, b) if pb.startswith(pa + ".") else (b, a)
+                problems.append(
+                    f"serving_log.fields: {outer} ({paths[outer]!r}) cannot hold a value and "
+                    f"also contain {inner} ({paths[inner]!r})"
+                )
+    return problems
+
+
 def _validate(cfg: Config, errors: list[str]) -> None:
-    _check_unique(cfg.models, "models", errors)
-    if cfg.limits.max_series_per_metric < 1 or cfg.limits.max_series_per_model < 1:
+    """Semantic checks; parts that failed to build (None) are skipped, not fatal."""
+    models = [m for m in cfg.models or () if m is not None]
+    datasets = [d for d in cfg.datasets or () if d is not None]
+    pipelines = [p for p in cfg.pipelines or () if p is not None]
+    quotas = [q for q in cfg.quotas or () if q is not None]
+    _check_unique(models, "models", errors)
+    if cfg.limits is not None and (
+        cfg.limits.max_series_per_metric < 1 or cfg.limits.max_series_per_model < 1
+    ):
         errors.append("limits: every limit must be at least 1")
-    _check_unique(cfg.datasets, "datasets", errors)
-    _check_unique(cfg.pipelines, "pipelines", errors)
-    _check_unique(cfg.quotas, "quotas", errors)
-    buckets = cfg.serving_log.latency_buckets
-    if not buckets or list(buckets) != sorted(set(buckets)) or buckets[0] <= 0:
-        errors.append("serving_log.latency_buckets: must be positive and strictly increasing")
-    model_names = {m.name for m in cfg.models}
-    for i, m in enumerate(cfg.models):
-        p = f"models[{i}]"
-        if not m.name or not m.name.replace("-", "").replace("_", "").isalnum():
-            errors.append(f"{p}.name: {m.name!r} must be letters, digits, '-' or '_'")
-        if not m.serving_logs:
-            errors.append(f"{p}.serving_logs: at least one path or glob is required")
-        for j, pattern in enumerate(m.serving_logs):
-            _check_readable_glob(pattern, f"{p}.serving_logs[{j}]", errors)
-        for j, pattern in enumerate(m.labels):
-            _check_readable_glob(pattern, f"{p}.labels[{j}]", errors)
-        if m.reference is not None:
-            _check_readable_glob(m.reference.path, f"{p}.reference.path", errors)
-        if m.windows.bucket > m.windows.length:
-            errors.append(f"{p}.windows.bucket: longer than windows.length")
-        elif m.windows.length / m.windows.bucket > 10_000:
-            errors.append(f"{p}.windows: more than 10000 buckets per window")
-        for method in m.thresholds:
-            if method not in METHODS:
-                errors.append(
-                    f"{p}.thresholds.{method}: unknown method (known: {', '.join(METHODS)})"
-                )
-        for metric in m.quality_thresholds:
-            if metric not in QUALITY_METRICS:
-                errors.append(
-                    f"{p}.quality_thresholds.{metric}: unknown metric "
-                    f"(known: {', '.join(QUALITY_METRICS)})"
-                )
-        if not 0 < m.capacity.target_utilization <= 1:
-            errors.append(f"{p}.capacity.target_utilization: must be in (0, 1]")
-        if m.capacity.replica_concurrency <= 0 or m.capacity.headroom < 0:
-            errors.append(f"{p}.capacity: replica_concurrency > 0 and headroom >= 0 required")
-        if m.max_versions < 1:
-            errors.append(f"{p}.max_versions: must be at least 1")
-        if m.top_k < 1:
-            errors.append(f"{p}.top_k: must be at least 1")
-        if m.min_samples < 1:
-            errors.append(f"{p}.min_samples: must be at least 1")
-        if m.features is not None:
-            both = set(m.features.numeric) & set(m.features.categorical)
-            if both:
-                errors.append(f"{p}.features: {sorted(both)} listed as numeric and categorical")
-    for i, d in enumerate(cfg.datasets):
+    _check_unique(datasets, "datasets", errors)
+    _check_unique(pipelines, "pipelines", errors)
+    _check_unique(quotas, "quotas", errors)
+    if cfg.serving_log is not None:
+        buckets = cfg.serving_log.latency_buckets
+        if buckets is not None and (
+            not buckets or list(buckets) != sorted(set(buckets)) or buckets[0] <= 0
+        ):
+            errors.append("serving_log.latency_buckets: must be positive and strictly increasing")
+        if cfg.serving_log.fields is not None:
+            errors.extend(_field_path_conflicts(cfg.serving_log.fields))
+    model_names = {m.name for m in models}
+    kinds: dict[str, tuple[str, str]] = {}  # feature -> (kind, first model that gave it)
+    for i, m in enumerate(cfg.models or ()):
+        if m is not None:
+            _validate_model(m, f"models[{i}]", errors)
+            for kind in ("numeric", "categorical"):
+                for f in getattr(m.features, kind, None) or () if m.features else ():
+                    first = kinds.setdefault(f, (kind, m.name))
+                    if first[0] != kind:
+                        errors.append(
+                            f"models[{i}].features.{kind}: {f!r} is {first[0]} in model "
+                            f"{first[1]}; one serving log source reads it, so give it one kind"
+                        )
+    for i, d in enumerate(cfg.datasets or ()):
+        if d is None:
+            continue
         if d.reference not in model_names:
             errors.append(f"datasets[{i}].reference: no model named {d.reference!r}")
         _check_readable_glob(os.path.join(d.path, "x"), f"datasets[{i}].path", errors)
-    pipeline_names = {p.name for p in cfg.pipelines}
-    for i, p in enumerate(cfg.pipelines):
+    pipeline_names = {p.name for p in pipelines}
+    for i, p in enumerate(cfg.pipelines or ()):
+        if p is None:
+            continue
         if p.run_log is not None:
             _check_readable_glob(p.run_log, f"pipelines[{i}].run_log", errors)
         if p.processes is not None:
@@ -410,41 +427,160 @@ def _validate(cfg: Config, errors: list[str]) -> None:
                     re.compile(p.processes.cmdline_regex)
                 except re.error as exc:
                     errors.append(f"pipelines[{i}].processes.cmdline_regex: invalid regex: {exc}")
-    for i, q in enumerate(cfg.quotas):
+    for i, q in enumerate(cfg.quotas or ()):
+        if q is None:
+            continue
         if q.resource in ("cpu_seconds", "gpu_seconds") and not q.pipelines:
             errors.append(f"quotas[{i}].pipelines: a {q.resource} quota needs pipelines")
         if q.resource == "requests_per_second" and not q.models:
             errors.append(f"quotas[{i}].models: a requests_per_second quota needs models")
         if q.resource == "memory_bytes" and not q.pipelines:
             errors.append(f"quotas[{i}].pipelines: a memory_bytes quota needs pipelines")
-        for j, name in enumerate(q.pipelines):
+        for j, name in enumerate(q.pipelines or ()):
             if name not in pipeline_names:
                 errors.append(f"quotas[{i}].pipelines[{j}]: no pipeline named {name!r}")
-        for j, name in enumerate(q.models):
+        for j, name in enumerate(q.models or ()):
             if name not in model_names:
                 errors.append(f"quotas[{i}].models[{j}]: no model named {name!r}")
-        if q.limit <= 0:
+        if q.limit is not None and q.limit <= 0:
             errors.append(f"quotas[{i}].limit: must be positive")
+
+
+def _validate_model(m: Model, p: str, errors: list[str]) -> None:
+    if not m.name or not m.name.replace("-", "").replace("_", "").isalnum():
+        errors.append(f"{p}.name: {m.name!r} must be letters, digits, '-' or '_'")
+    if not m.serving_logs:
+        errors.append(f"{p}.serving_logs: at least one path or glob is required")
+    for j, pattern in enumerate(m.serving_logs or ()):
+        _check_readable_glob(pattern, f"{p}.serving_logs[{j}]", errors)
+    for j, pattern in enumerate(m.labels or ()):
+        _check_readable_glob(pattern, f"{p}.labels[{j}]", errors)
+    if m.reference is not None:
+        _check_readable_glob(m.reference.path, f"{p}.reference.path", errors)
+    if m.windows is not None and m.windows.bucket and m.windows.length:
+        if m.windows.bucket > m.windows.length:
+            errors.append(f"{p}.windows.bucket: longer than windows.length")
+        elif m.windows.length / m.windows.bucket > 10_000:
+            errors.append(f"{p}.windows: more than 10000 buckets per window")
+    for method in m.thresholds or {}:
+        if method not in METHODS:
+            errors.append(f"{p}.thresholds.{method}: unknown method (known: {', '.join(METHODS)})")
+    for metric in m.quality_thresholds or {}:
+        if metric not in QUALITY_METRICS:
+            errors.append(
+                f"{p}.quality_thresholds.{metric}: unknown metric "
+                f"(known: {', '.join(QUALITY_METRICS)})"
+            )
+    c = m.capacity
+    if c is not None:
+        if c.target_utilization is not None and not 0 < c.target_utilization <= 1:
+            errors.append(f"{p}.capacity.target_utilization: must be in (0, 1]")
+        if (c.replica_concurrency is not None and c.replica_concurrency <= 0) or (
+            c.headroom is not None and c.headroom < 0
+        ):
+            errors.append(f"{p}.capacity: replica_concurrency > 0 and headroom >= 0 required")
+    for key in ("max_versions", "top_k", "min_samples"):
+        value = getattr(m, key)
+        if value is not None and value < 1:
+            errors.append(f"{p}.{key}: must be at least 1")
+    if m.features is not None:
+        both = set(m.features.numeric or ()) & set(m.features.categorical or ())
+        if both:
+            errors.append(f"{p}.features: {sorted(both)} listed as numeric and categorical")
 
 
 def parse_config(data: Any, source: str = "<memory>") -> Config:
     """Build and validate a Config from parsed YAML; ConfigError lists every problem."""
     errors: list[str] = []
     cfg = _build_dataclass(Config, data if data is not None else {}, "", errors)
-    if cfg is not None and not errors:
+    if cfg is not None:
+        # Also when building found problems: every problem is reported in one run. Parts
+        # that failed to build are None and their checks are skipped.
         _validate(cfg, errors)
     if errors:
         raise ConfigError([f"{source}: {e}" for e in errors])
     return dataclasses.replace(cfg, source=source)
 
 
+# A config is a page or two of YAML; anything far larger is a mistake or an attack.
+MAX_CONFIG_BYTES = 1 << 20
+# Alias expansions allowed in one file: a few anchors for shared settings are fine, an
+# alias bomb (584 bytes, 10^9 leaves) is not.
+MAX_ALIASES = 100
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (as promtool does) and counts aliases."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                event = self.peek_event()
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"more than {MAX_ALIASES} aliases", event.start_mark
+                )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r} (first at line {seen[key].line + 1})",
+                    key_node.start_mark,
+                )
+            if isinstance(key, str | int | float | bool):
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _count_leaves(node, budget: list[int]) -> None:
+    """Walk the composed tree (aliases visited again) and stop past the node budget."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(["config expands to too many values (an alias bomb?)"])
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            _count_leaves(k, budget)
+            _count_leaves(v, budget)
+    elif isinstance(node, yaml.SequenceNode):
+        for v in node.value:
+            _count_leaves(v, budget)
+
+
 def load_config(path: str) -> Config:
     """Read, parse and validate the YAML file at ``path``."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read config: {exc.strerror}"]) from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not read"])
+    try:
+        loader = _StrictLoader(raw.decode("utf-8"))
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                try:
+                    _count_leaves(node, [100_000])
+                except ConfigError as exc:
+                    raise ConfigError([f"{path}: {e}" for e in exc.errors]) from None
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text: {exc}"]) from exc
+    except RecursionError as exc:
+        raise ConfigError([f"{path}: nested too deeply"]) from exc
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
     return parse_config(data, source=path)

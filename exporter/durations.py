@@ -1,23 +1,29 @@
-"""Prometheus-style durations ("90s", "1h30m", "30d") to seconds."""
+"""Prometheus durations ("90s", "1h30m", "30d", "500ms") to seconds.
+
+The format is Prometheus' own: whole numbers, units from largest to smallest, each at most
+once (``1.5h`` and ``30m1m`` are errors there, so they are here).
+"""
 
 import re
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_DURATION = re.compile(
+    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
+)
+_ORDER = ("y", "w", "d", "h", "m", "s", "ms")
 
 
 def parse_duration(text: str) -> float:
     """Seconds in a duration such as "5s", "1h30m" or "30d"; ValueError if malformed."""
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"invalid duration {text!r} (use e.g. 30s, 5m, 1h, 7d)")
-    pos, total = 0, 0.0
-    for match in _PART.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or total <= 0:
-        raise ValueError(f"invalid duration {text!r} (use e.g. 30s, 5m, 1h, 7d)")
+    match = _DURATION.match(text) if isinstance(text, str) and text else None
+    if match is None:
+        raise ValueError(
+            f"invalid duration {text!r} (whole numbers, units y w d h m s ms from largest "
+            "to smallest: e.g. 30s, 1h30m, 7d, 500ms)"
+        )
+    total = sum(int(n) * _UNITS[u] for n, u in zip(match.groups(), _ORDER, strict=True) if n)
+    if total <= 0:
+        raise ValueError(f"invalid duration {text!r}: must be greater than zero")
     return total
 
 

@@ -43,7 +43,7 @@ class ExporterProcess:
                 f"--config.file={config_path}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 f"--state.dir={state_dir}",
-                "--ingest.interval=0.2s",
+                "--ingest.interval=200ms",
                 *extra,
             ],
             stdout=self.log,

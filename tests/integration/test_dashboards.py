@@ -97,7 +97,7 @@ def full_demo(tmp_path):
 
 def test_every_panel_returns_data(tmp_path, full_demo, start_exporter, start_prometheus):
     config = yaml.safe_load(open(full_demo))
-    exporter = start_exporter(config, "--stats.interval=1s", "--ingest.interval=0.5s")
+    exporter = start_exporter(config, "--stats.interval=1s", "--ingest.interval=500ms")
     rules = sorted(glob.glob(os.path.join(ROOT, "alert_rules", "*.yaml")))
     prom = start_prometheus([f"127.0.0.1:{exporter.port}"], rules)
     queries = list(exprs())

@@ -65,7 +65,7 @@ def test_kill_9_at_random_points_loses_nothing_and_counts_nothing_twice(tmp_path
     try:
         for _ in range(6):
             start = checkpoint_offset(state)
-            exp = start_exporter(config, "--ingest.interval=0.05s")
+            exp = start_exporter(config, "--ingest.interval=50ms")
             time.sleep(rng.uniform(0.05, 1.0))
             seen = parsed(exp)  # what Prometheus could have scraped just before the kill
             exp.proc.send_signal(signal.SIGKILL)
@@ -83,7 +83,7 @@ def test_kill_9_at_random_points_loses_nothing_and_counts_nothing_twice(tmp_path
     total = written[0]
     start = checkpoint_offset(state)  # before the final process moves it
     rest = log.read_bytes()[start:].count(b"\n")
-    final = start_exporter(config, "--ingest.interval=0.05s")
+    final = start_exporter(config, "--ingest.interval=50ms")
     wait_for(
         lambda: parsed(final) == rest,
         timeout=60,
@@ -98,7 +98,7 @@ def test_unwritable_state_dir_is_reported_and_recovers(tmp_path, start_exporter)
     logs = tmp_path / "logs"
     logs.mkdir()
     config = {"models": [{"name": "fraud", "serving_logs": [str(logs / "*.jsonl")]}]}
-    exp = start_exporter(config, "--ingest.interval=0.1s")
+    exp = start_exporter(config, "--ingest.interval=100ms")
     ck = tmp_path / "state" / "checkpoints"
     wait_for(lambda: ck.exists() or True)
 
