@@ -6,9 +6,11 @@ import gzip
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter.collectors.base import ScrapeCollector
@@ -28,6 +30,7 @@ from exporter.ingest import (
     LabelIngest,
     RunLogIngest,
     ServingIngest,
+    TailIngest,
     checkpoint_store,
 )
 from exporter.state.checkpoint import CheckpointStore
@@ -38,11 +41,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Rendering:
-    """The text exposition rendered after an ingest pass, and its gzip form."""
+    """The exposition rendered after an ingest pass, its gzip form, and OpenMetrics once a
+    client has asked for it (rendered here too: only the ingest thread runs collectors)."""
 
     text: bytes
     gzipped: bytes
     rendered_at: float
+    openmetrics: bytes | None = None
 
 
 # Collectors by name, each enabled by default; --no-collector.NAME turns one off.
@@ -84,6 +89,8 @@ class Exporter:
         self.ingests = self._build_ingests(self.state)
         self.ready = threading.Event()
         self.rendering: Rendering | None = None
+        self.want_openmetrics = threading.Event()  # set by the first OpenMetrics-only scrape
+        self.loop_errors: Counter = Counter()  # by stage: ingest, stats, render
         self.reload_ok = True
         self.reload_timestamp = time.time()
         self._stop = threading.Event()
@@ -111,23 +118,39 @@ class Exporter:
             self._checkpoints[source] = checkpoint_store(self.state_dir, source)
         return self._checkpoints[source]
 
-    def _build_ingests(self, state: State) -> list:
+    def _build_ingests(self, state: State, previous: list | None = None) -> list:
+        """The sources for ``state``; on a reload, ``previous`` lends what can be kept."""
+        old = {i.source: i for i in previous or ()}
+
+        def tailer(source: str):
+            ingest = old.get(source)
+            return ingest.tailer if isinstance(ingest, TailIngest) else None
+
         ingests = []
         if state.config.models:
-            ingests.append(ServingIngest(state, self._store(ServingIngest.source)))
+            source = ServingIngest.source
+            ingests.append(ServingIngest(state, self._store(source), previous=tailer(source)))
         for model in state.config.models:
             if model.labels:
-                ingests.append(LabelIngest(model, self._store(f"labels-{model.name}")))
+                source = f"labels-{model.name}"
+                ingests.append(LabelIngest(model, self._store(source), previous=tailer(source)))
         if any(p.run_log for p in state.config.pipelines):
-            ingests.append(RunLogIngest(state, self._store(RunLogIngest.source)))
+            source = RunLogIngest.source
+            ingests.append(RunLogIngest(state, self._store(source), previous=tailer(source)))
         if state.datasets:
-            ingests.append(DatasetIngest(state))
+            ingests.append(DatasetIngest(state, previous=old.get(DatasetIngest.source)))
         gpu = "gpu" in self.collectors
         processes = "compute" in self.collectors and any(
             p.processes for p in state.config.pipelines
         )
         if gpu or processes:
-            ingests.append(HostIngest(state, gpu=gpu, processes=processes))
+            host = HostIngest(state, gpu=gpu, processes=processes, previous=old.get("host"))
+            ingests.append(host)
+        # Tailers of sources that no longer exist are closed; kept ones are in use again.
+        kept = {id(i.tailer) for i in ingests if isinstance(i, TailIngest)}
+        for ingest in old.values():
+            if isinstance(ingest, TailIngest) and id(ingest.tailer) not in kept:
+                ingest.tailer.close()
         return ingests
 
     def status(self) -> dict:
@@ -135,6 +158,7 @@ class Exporter:
             "ready": 1.0 if self.ready.is_set() else 0.0,
             "reload_ok": self.reload_ok,
             "reload_timestamp": self.reload_timestamp,
+            "loop_errors": self.loop_errors,
         }
 
     # --- ingestion ---------------------------------------------------------------------
@@ -172,30 +196,44 @@ class Exporter:
         try:
             self.state.compute()
         except Exception:
-            log.exception("computing statistics failed; keeping the previous results")
+            self._error("stats", "computing statistics (keeping the previous results)")
 
     def render(self) -> Rendering:
         """Encode /metrics now (in the ingest thread), so scrapes only send bytes.
 
         Encoding ~10k samples takes prometheus_client ~70 ms of one core; done per scrape it
-        competes with ingestion for the GIL and makes scrapes slow (bench/soak.py).
+        competes with ingestion for the GIL and makes scrapes slow (bench/soak.py). This is
+        the only place collectors run (besides tests reading the registry directly), so the
+        collectors and the scrape framework's own fields have one writer: this thread.
         """
         text = generate_latest(self.registry)
-        self.rendering = Rendering(text, gzip.compress(text, compresslevel=1), time.time())
+        om = openmetrics.generate_latest(self.registry) if self.want_openmetrics.is_set() else None
+        self.rendering = Rendering(text, gzip.compress(text, compresslevel=1), time.time(), om)
         return self.rendering
+
+    def healthy(self) -> bool:
+        """False once the ingest thread has died (it never should: /-/healthy says 503)."""
+        return self._thread is None or self._thread.is_alive() or self._stop.is_set()
+
+    def _error(self, stage: str, what: str) -> None:
+        self.loop_errors[stage] += 1
+        log.exception("%s failed; the ingest loop goes on", what)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            if self._reload.is_set():
-                self._reload.clear()
-                self.reload()
-            self.ingest_pass()
+            try:
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
+                self.ingest_pass()
+            except Exception:
+                self._error("ingest", "an ingest pass")
+                self.caught_up = True  # wait before the next try
             self.ready.set()
             try:
                 self.render()
             except Exception:
-                log.exception("rendering /metrics failed; scrapes render on demand")
-                self.rendering = None
+                self._error("render", "rendering /metrics")
             if self.caught_up:
                 self._stop.wait(self.interval)
 
@@ -221,20 +259,25 @@ class Exporter:
         self._reload.set()
 
     def reload(self) -> bool:
+        """Load the config file again; on any failure keep the running config and say so
+        (``mlpipe_config_last_reload_successful 0`` and one log line per problem)."""
         if not self.config_path:
             return False
         try:
             config = load_config(self.config_path)
+            state = State(config, previous=self.state, state_dir=self.state_dir)
+            ingests = self._build_ingests(state, previous=self.ingests)
         except ConfigError as exc:
             self.reload_ok = False
             for line in exc.errors:
                 log.error("config reload rejected, keeping the running config: %s", line)
             return False
-        state = State(config, previous=self.state, state_dir=self.state_dir)
-        ingests = self._build_ingests(state)
-        for ingest in self.ingests:
-            ingest.close()
+        except Exception as exc:
+            self.reload_ok = False
+            log.exception("config reload failed, keeping the running config: %s", exc)
+            return False
         with self.state.lock:
+            state.adopt()
             self.ingests = ingests
             self.state = state
         self.reload_ok = True

@@ -53,6 +53,27 @@ def feature_union(state: State) -> tuple[list[str], list[str]]:
     return list(numeric), list(categorical)
 
 
+def follow(
+    source: str,
+    patterns: list[str],
+    checkpoints: CheckpointStore,
+    previous: FileTailer | None = None,
+    **options,
+) -> FileTailer:
+    """The tailer for ``source``: the running one when a reload left its inputs unchanged.
+
+    Keeping it keeps what only it knows: rotated files still being drained, reads in flight
+    and open descriptors. A new tailer would close those and lose the rotated files' rest.
+    """
+    if (
+        previous is not None
+        and previous.patterns == list(patterns)
+        and all(getattr(previous, k) == v for k, v in options.items())
+    ):
+        return previous
+    return FileTailer(source, patterns, checkpoints, **options)
+
+
 class TailIngest:
     """A followed set of files whose lines a parser turns into batches applied to state."""
 
@@ -120,11 +141,22 @@ class ServingIngest(TailIngest):
 
     source = "serving"
 
-    def __init__(self, state: State, checkpoints: CheckpointStore, budget: int = 8 << 20):
+    def __init__(
+        self,
+        state: State,
+        checkpoints: CheckpointStore,
+        budget: int = 8 << 20,
+        previous: FileTailer | None = None,
+    ):
         cfg = state.config
         patterns = sorted({p for m in cfg.models for p in m.serving_logs})
-        tailer = FileTailer(
-            self.source, patterns, checkpoints, max_line_bytes=cfg.serving_log.max_line_bytes
+        tailer = follow(
+            self.source,
+            patterns,
+            checkpoints,
+            previous,
+            max_line_bytes=cfg.serving_log.max_line_bytes,
+            exclude=list(cfg.serving_log.exclude),
         )
         numeric, categorical = feature_union(state)
         parser = ServingLogParser(
@@ -159,10 +191,16 @@ class ServingIngest(TailIngest):
 class LabelIngest(TailIngest):
     """One model's ground-truth label files, joined to its predictions."""
 
-    def __init__(self, model: Model, checkpoints: CheckpointStore, budget: int = 8 << 20):
+    def __init__(
+        self,
+        model: Model,
+        checkpoints: CheckpointStore,
+        budget: int = 8 << 20,
+        previous: FileTailer | None = None,
+    ):
         # One source per model (`labels-<model>`): label tailers must not share self-metrics.
         self.source = f"labels-{model.name}"
-        tailer = FileTailer(self.source, list(model.labels), checkpoints)
+        tailer = follow(self.source, list(model.labels), checkpoints, previous)
         super().__init__(tailer, LabelParser(model.label_join).parse, budget)
         self.model = model.name
 
@@ -179,10 +217,16 @@ class RunLogIngest(TailIngest):
 
     source = "runs"
 
-    def __init__(self, state: State, checkpoints: CheckpointStore, budget: int = 8 << 20):
+    def __init__(
+        self,
+        state: State,
+        checkpoints: CheckpointStore,
+        budget: int = 8 << 20,
+        previous: FileTailer | None = None,
+    ):
         pipelines = state.config.pipelines
         patterns = sorted({p.run_log for p in pipelines if p.run_log})
-        tailer = FileTailer(self.source, patterns, checkpoints)
+        tailer = follow(self.source, patterns, checkpoints, previous)
         super().__init__(tailer, RunLogParser([p.name for p in pipelines]).parse, budget)
 
     def apply(self, state: State, batch, now: float) -> None:
@@ -201,10 +245,18 @@ class DatasetIngest:
 
     source = "datasets"
 
-    def __init__(self, state: State, files_per_step: int = 4):
-        self.watchers = {
-            name: DatasetWatcher(ds.dataset.path) for name, ds in state.datasets.items()
-        }
+    def __init__(
+        self, state: State, files_per_step: int = 4, previous: DatasetIngest | None = None
+    ):
+        # A dataset whose state survived a reload keeps its watcher: a new one would take
+        # every file for new and profile (and count) it again.
+        self.states = dict(state.datasets)
+        self.watchers = {}
+        for name, ds in state.datasets.items():
+            if previous is not None and previous.states.get(name) is ds:
+                self.watchers[name] = previous.watchers[name]
+            else:
+                self.watchers[name] = DatasetWatcher(ds.dataset.path)
         self.files_per_step = files_per_step
 
     def step(self, state: State) -> int:
@@ -257,10 +309,21 @@ class HostIngest:
 
     source = "host"
 
-    def __init__(self, state: State, gpu: bool = True, processes: bool = True):
+    def __init__(
+        self,
+        state: State,
+        gpu: bool = True,
+        processes: bool = True,
+        previous: HostIngest | None = None,
+    ):
         pipelines = state.config.pipelines if processes else []
-        self.sampler = HostSampler(pipelines, gpu=gpu)
-        self.last = 0.0
+        self.key = (tuple(pipelines), gpu)
+        if previous is not None and previous.key == self.key:
+            # Same pipelines: keep the CPU baselines (no CPU counted twice) and NVML.
+            self.sampler, self.last = previous.sampler, previous.last
+        else:
+            self.sampler = HostSampler(pipelines, gpu=gpu)
+            self.last = 0.0
 
     def step(self, state: State) -> int:
         now = time.monotonic()

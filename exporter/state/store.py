@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import Counter
@@ -54,22 +55,35 @@ def load_reference(
     return ref, ReferenceStatus(True, rows=ref.rows)
 
 
+# Model settings read only when statistics are computed: changing them in a reload keeps the
+# model's counters and windows (they do not change what was counted).
+RECOUNT_FREE = ("thresholds", "quality_thresholds", "canary", "min_samples", "capacity")
+
+
+def counts_alike(old: Model, new: Model) -> bool:
+    """Whether ``new`` counts exactly what ``old`` did (only RECOUNT_FREE settings differ)."""
+    return dataclasses.replace(old, **{k: getattr(new, k) for k in RECOUNT_FREE}) == new
+
+
 class State:
     def __init__(self, config: Config, previous: State | None = None, state_dir: str | None = None):
         self.lock = threading.Lock()
         self.config = config
         self.models: dict[str, ModelState] = {}
         self.references: dict[str, ReferenceStatus] = {}
+        # Kept model states and their new settings, applied by adopt() once a reload is sure.
+        self._adopt: list[tuple[ModelState, Model]] = []
         buckets = config.serving_log.latency_buckets
         for model in config.models:
             old = previous.models.get(model.name) if previous else None
             same = (
                 old is not None
-                and old.model == model
+                and counts_alike(old.model, model)
                 and previous.config.serving_log == config.serving_log
             )
             if same:
-                # An unchanged model keeps its counters and windows across a reload.
+                # A model that counts the same keeps its counters and windows across a reload.
+                self._adopt.append((old, model))
                 self.models[model.name] = old
                 if model.name in previous.references:
                     self.references[model.name] = previous.references[model.name]
@@ -113,6 +127,14 @@ class State:
         self.sources: dict[str, SourceStats] = previous.sources if previous else {}
         self.ingest_passes = previous.ingest_passes if previous else 0
         self.last_ingest_timestamp = previous.last_ingest_timestamp if previous else 0.0
+
+    def adopt(self) -> None:
+        """Give kept model states their new settings (thresholds, floors, canary...)."""
+        for model_state, model in self._adopt:
+            model_state.model = model
+        for ds in self.datasets.values():
+            ds.model = self.config.model(ds.dataset.reference)
+        self._adopt = []
 
     def source(self, name: str) -> SourceStats:
         stats = self.sources.get(name)
