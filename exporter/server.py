@@ -1,7 +1,7 @@
 """HTTP: the metrics endpoint, health and readiness probes, and a landing page.
 
-Exposition (text or OpenMetrics by Accept header, gzip) is prometheus_client's own WSGI
-app; this module only routes. Scrapes read state only, never files.
+Scrapes send the exposition the ingest thread rendered last (text, gzip, or OpenMetrics
+by Accept header); this module only routes and sends bytes, it never runs a collector.
 """
 
 from __future__ import annotations
@@ -12,16 +12,19 @@ import html
 import logging
 import ssl
 import threading
+import time
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, ThreadingWSGIServer
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 
 from exporter import __version__
 from exporter.webconfig import WebSecurity
 
 # A connection that sends nothing for this long is dropped (slow clients hold a thread).
 SOCKET_TIMEOUT = 10.0
+# An OpenMetrics-only scrape waits this long for the ingest thread's first such rendering.
+OPENMETRICS_WAIT_SECONDS = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +127,6 @@ def _rendered(rendering, environ, start_response):
 
 
 def make_app(exporter, telemetry_path: str = "/metrics"):
-    metrics = make_wsgi_app(exporter.registry)
     landing = f"""<!doctype html><html><head><title>mlpipe-exporter</title></head><body>
 <h1>mlpipe-exporter {html.escape(__version__)}</h1>
 <p>Prometheus exporter for production ML pipelines.</p>
@@ -136,28 +138,62 @@ def make_app(exporter, telemetry_path: str = "/metrics"):
 
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "/")
+        head = environ.get("REQUEST_METHOD") == "HEAD"
         if path == telemetry_path:
-            rendering = exporter.rendering
-            accept = environ.get("HTTP_ACCEPT", "")
-            # Prometheus lists OpenMetrics first but accepts the text format too: serve the
-            # pre-rendered text unless the client takes OpenMetrics only.
-            openmetrics_only = "openmetrics" in accept and not (
-                "text/plain" in accept or "*/*" in accept
-            )
-            if rendering is None or openmetrics_only or environ.get("QUERY_STRING"):
-                return metrics(environ, start_response)  # rendered now, by prometheus_client
-            return _rendered(rendering, environ, start_response)
-        if path == "/-/healthy":
-            return _text(start_response, "200 OK", "Healthy.\n")
-        if path == "/-/ready":
+            body = _metrics(exporter, environ, start_response)
+        elif path == "/-/healthy":
+            if exporter.healthy():
+                body = _text(start_response, "200 OK", "Healthy.\n")
+            else:
+                body = _text(
+                    start_response, "503 Service Unavailable", "Unhealthy: ingest thread died.\n"
+                )
+        elif path == "/-/ready":
             if exporter.ready.is_set():
-                return _text(start_response, "200 OK", "Ready.\n")
-            return _text(start_response, "503 Service Unavailable", "Not ready: ingesting.\n")
-        if path == "/":
-            return _text(start_response, "200 OK", landing, "text/html; charset=utf-8")
-        return _text(start_response, "404 Not Found", "Not found.\n")
+                body = _text(start_response, "200 OK", "Ready.\n")
+            else:
+                body = _text(start_response, "503 Service Unavailable", "Not ready: ingesting.\n")
+        elif path == "/":
+            body = _text(start_response, "200 OK", landing, "text/html; charset=utf-8")
+        else:
+            body = _text(start_response, "404 Not Found", "Not found.\n")
+        return [] if head else body  # HEAD: the headers (Content-Length included), no body
 
     return app
+
+
+def _metrics(exporter, environ, start_response):
+    """The latest rendering; never collected here (only the ingest thread runs collectors).
+
+    A query string changes nothing (it is ignored, as node_exporter ignores unknown ones).
+    """
+    accept = environ.get("HTTP_ACCEPT", "")
+    # Prometheus lists OpenMetrics first but accepts the text format too: serve the text
+    # rendering unless the client takes OpenMetrics only.
+    openmetrics_only = "openmetrics" in accept and not ("text/plain" in accept or "*/*" in accept)
+    if openmetrics_only:
+        exporter.want_openmetrics.set()
+        deadline = time.monotonic() + OPENMETRICS_WAIT_SECONDS
+        rendering = exporter.rendering
+        while (rendering is None or rendering.openmetrics is None) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            rendering = exporter.rendering
+        if rendering is None or rendering.openmetrics is None:
+            return _text(
+                start_response,
+                "503 Service Unavailable",
+                "OpenMetrics rendering not ready yet; retry.\n",
+            )
+        body = rendering.openmetrics
+        start_response(
+            "200 OK",
+            [("Content-Type", OPENMETRICS_CONTENT_TYPE), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+    rendering = exporter.rendering
+    if rendering is None:
+        return _text(start_response, "503 Service Unavailable", "No rendering yet; retry.\n")
+    return _rendered(rendering, environ, start_response)
 
 
 class MetricsServer:

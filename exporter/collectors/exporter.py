@@ -93,6 +93,15 @@ class ExporterCollector:
             "When the last ingest pass completed.",
             value=state.last_ingest_timestamp,
         )
+        errors = CounterMetricFamily(
+            "mlpipe_ingest_errors",
+            "Failures inside the ingest loop by stage (ingest, stats, render); each is logged "
+            "with a traceback and the loop goes on.",
+            labels=["stage"],
+        )
+        for stage in ("ingest", "stats", "render"):
+            errors.add_metric([stage], float(status["loop_errors"][stage]))
+        yield errors
         yield GaugeMetricFamily(
             "mlpipe_config_last_reload_successful",
             "Whether the last configuration reload succeeded.",
