@@ -119,6 +119,7 @@ class TailIngest:
                 stats.lines["parsed"] += parsed
                 stats.lines["invalid"] += batch.lines - parsed
                 stats.invalid.update(batch.invalid)
+                stats.rejected.update(getattr(batch, "rejected", ()))
             if failed:
                 stats.lines["invalid"] += failed
                 stats.invalid["internal_error"] += failed

@@ -36,6 +36,12 @@ class ExporterCollector:
             "Lines skipped as invalid, by reason.",
             labels=["source", "reason"],
         )
+        rejected = CounterMetricFamily(
+            "mlpipe_source_rejected_values",
+            "Values of otherwise valid lines that were not used, by field (a latency below 0 "
+            "or above a day: the request counts, its latency is not observed).",
+            labels=["source", "field"],
+        )
         read = CounterMetricFamily(
             "mlpipe_source_read_bytes", "Bytes of complete lines read.", labels=["source"]
         )
@@ -72,6 +78,8 @@ class ExporterCollector:
                 lines.add_metric([source, result], float(stats.lines[result]))
             for reason in INVALID_REASONS:
                 invalid.add_metric([source, reason], float(stats.invalid[reason]))
+            if source == "serving":
+                rejected.add_metric([source, "latency"], float(stats.rejected["latency"]))
             read.add_metric([source], float(stats.bytes_read))
             lag.add_metric([source], float(stats.lag_bytes))
             files.add_metric([source], float(stats.files))
@@ -80,7 +88,18 @@ class ExporterCollector:
             skipped.add_metric([source, "compressed"], float(stats.files_skipped["compressed"]))
             ck_fail.add_metric([source], float(stats.checkpoint_failures))
             ck_ok.add_metric([source], 1.0 if stats.checkpoint_ok else 0.0)
-        yield from (lines, invalid, read, lag, files, file_errors, skipped, ck_fail, ck_ok)
+        yield from (
+            lines,
+            invalid,
+            rejected,
+            read,
+            lag,
+            files,
+            file_errors,
+            skipped,
+            ck_fail,
+            ck_ok,
+        )
         status = self.app_status()
         yield GaugeMetricFamily(
             "mlpipe_ready", "Whether the first ingest pass has completed.", value=status["ready"]

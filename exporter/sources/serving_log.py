@@ -26,6 +26,9 @@ from exporter.config import ServingLogFormat
 from exporter.sources.jsonlines import DECODE_ERRORS, decode_lines
 
 ROLES = ("timestamp", "model", "version", "request_id", "latency", "status", "prediction")
+# A latency outside [0, this] is not a serving latency (a clock step, a unit mix-up, 1e308):
+# the request still counts, its latency is not observed and is counted as rejected.
+MAX_LATENCY_SECONDS = 86_400.0
 _STATUS_CACHE_MAX = 1024
 
 
@@ -35,6 +38,7 @@ class ParsedBatch:
 
     lines: int = 0
     invalid: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)  # values of used lines, by field
     model: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
     version: list = field(default_factory=list)  # str; "" when absent
     timestamp: np.ndarray = field(default_factory=lambda: np.empty(0))  # epoch seconds
@@ -270,6 +274,13 @@ class ServingLogParser:
             invalid["bad_timestamp"] += bad_ts
         keep &= ts_ok
         latency = np.array(col("latency"), dtype=float) * self.latency_scale
+        with np.errstate(invalid="ignore"):
+            odd = ~np.isnan(latency) & ~((latency >= 0) & (latency <= MAX_LATENCY_SECONDS))
+        if odd.any():
+            latency[odd] = np.nan
+            rejected_latency = odd & keep
+            if rejected_latency.any():
+                batch.rejected["latency"] += int(rejected_latency.sum())
         error = np.fromiter(map(self._is_error, col("status")), bool, n)
         versions = ["" if v is None else str(v) for v in col("version")]
         numeric = np.empty((n, len(self.numeric)))
@@ -355,9 +366,10 @@ def _timestamps(values: list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _parse_one(text: str) -> float:
-    """RFC 3339 (a naive time is taken as UTC); NaN if unparsable."""
+    """RFC 3339 (a naive time is taken as UTC; ``t`` and ``z`` may be lowercase, as RFC 3339
+    allows); NaN if unparsable."""
     try:
-        stamp = dt.datetime.fromisoformat(text.strip())
+        stamp = dt.datetime.fromisoformat(text.strip().upper())
     except ValueError:
         return math.nan
     if stamp.tzinfo is None:

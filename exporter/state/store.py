@@ -25,6 +25,7 @@ class SourceStats:
 
     lines: Counter = field(default_factory=Counter)  # parsed / invalid
     invalid: Counter = field(default_factory=Counter)  # by reason
+    rejected: Counter = field(default_factory=Counter)  # values of used lines, by field
     bytes_read: int = 0
     lag_bytes: int = 0
     files: int = 0

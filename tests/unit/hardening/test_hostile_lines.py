@@ -148,3 +148,37 @@ def test_each_models_label_files_have_their_own_source_metrics(tmp_path):
         assert sample(exporter, "mlpipe_source_lines_total", source=source, result="parsed") == n
         assert sample(exporter, "mlpipe_source_files", source=source) == 1
         assert sample(exporter, "mlpipe_source_read_bytes_total", source=source) > 0
+
+
+def test_odd_latencies_are_not_observed_but_the_requests_count(tmp_path):
+    exporter, logs = make(tmp_path)
+    with open(logs / "a.jsonl", "w") as fh:
+        for i, ms in enumerate([10.0, -5.0, 1e308, 20.0, 86_400_001.0]):
+            fh.write(serving_line(i, latency_ms=ms))
+    exporter.ingest_pass()
+    total = sample(
+        exporter, "mlpipe_serving_requests_total", model="fraud", version="v1", outcome="success"
+    )
+    assert total == 5
+    labels = {"model": "fraud", "version": "v1"}
+    assert sample(exporter, "mlpipe_serving_request_duration_seconds_count", **labels) == 2
+    assert sample(
+        exporter, "mlpipe_serving_request_duration_seconds_sum", **labels
+    ) == pytest.approx(0.030)
+    assert (
+        sample(exporter, "mlpipe_source_rejected_values_total", source="serving", field="latency")
+        == 3
+    )
+
+
+def test_rfc3339_lowercase_t_and_z_are_times(tmp_path):
+    exporter, logs = make(tmp_path)
+    with open(logs / "a.jsonl", "w") as fh:
+        fh.write(serving_line(0, timestamp="2026-11-25t10:00:00.5z"))
+        fh.write(serving_line(1, timestamp="2026-11-25T10:00:01Z"))
+    exporter.ingest_pass()
+    assert sample(exporter, "mlpipe_source_lines_total", source="serving", result="parsed") == 2
+    last = sample(
+        exporter, "mlpipe_serving_last_request_timestamp_seconds", model="fraud", version="v1"
+    )
+    assert last == 1795600801.0
