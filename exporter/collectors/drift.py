@@ -85,6 +85,12 @@ class DriftCollector:
             ["model"],
         )
         ref_rows = _gauge("mlpipe_reference_rows", "Rows in the reference data.", ["model"])
+        ref_building = _gauge(
+            "mlpipe_reference_building",
+            "1 while the model's reference profile is being built (in the background; skew "
+            "is absent until it is ready).",
+            ["model"],
+        )
         stable = _gauge(
             "mlpipe_model_stable_version",
             "1 for the version canaries are compared with (config, else the busiest).",
@@ -119,6 +125,7 @@ class DriftCollector:
             status = state.references.get(name)
             if status is not None:
                 ref_up.add_metric([name], 1.0 if status.ok else 0.0)
+                ref_building.add_metric([name], 1.0 if status.building else 0.0)
                 if status.ok:
                     ref_rows.add_metric([name], status.rows)
         yield from (
@@ -136,4 +143,5 @@ class DriftCollector:
             dropped,
             ref_up,
             ref_rows,
+            ref_building,
         )

@@ -127,6 +127,14 @@ class ModelState:
         )
         self.results = Results()
 
+    def carry_serving(self, old: ModelState) -> None:
+        """Take over ``old``'s serving counters, version slots and label join (same model,
+        its reference newly built): requests counted so far stay counted."""
+        if old.model.max_versions != self.model.max_versions:
+            return
+        self.slots, self.serving = old.slots, old.serving
+        self.join, self.labels, self.dropped = old.join, old.labels, old.dropped
+
     def _prediction_spec(self, reference: ReferenceProfile | None):
         spec, counts = _one_column(reference.prediction if reference else None)
         if spec is not None:

@@ -14,7 +14,7 @@ from exporter.state.datasets import DatasetState
 from exporter.state.model import ModelState
 from exporter.state.pipelines import PipelineState
 from exporter.state.quota import CUMULATIVE, QuotaLedger
-from exporter.state.reference import ReferenceError, ReferenceProfile, load_or_build
+from exporter.state.reference_builds import ReferenceBuilds, ReferenceStatus, reference_key
 
 log = logging.getLogger(__name__)
 
@@ -35,27 +35,6 @@ class SourceStats:
     files_skipped: Counter = field(default_factory=Counter)  # by reason ("compressed")
 
 
-@dataclass
-class ReferenceStatus:
-    ok: bool
-    rows: int = 0
-    error: str = ""
-
-
-def load_reference(
-    model: Model, state_dir: str | None
-) -> tuple[ReferenceProfile | None, ReferenceStatus | None]:
-    """A model's reference profile; a failure is logged and reported, not fatal."""
-    if model.reference is None:
-        return None, None
-    try:
-        ref = load_or_build(model, state_dir)
-    except ReferenceError as exc:
-        log.error("%s; skew for this model is unavailable", exc)
-        return None, ReferenceStatus(False, error=str(exc))
-    return ref, ReferenceStatus(True, rows=ref.rows)
-
-
 # Model settings read only when statistics are computed: changing them in a reload keeps the
 # model's counters and windows (they do not change what was counted).
 RECOUNT_FREE = ("thresholds", "quality_thresholds", "canary", "min_samples", "capacity")
@@ -67,7 +46,14 @@ def counts_alike(old: Model, new: Model) -> bool:
 
 
 class State:
-    def __init__(self, config: Config, previous: State | None = None, state_dir: str | None = None):
+    def __init__(
+        self,
+        config: Config,
+        previous: State | None = None,
+        state_dir: str | None = None,
+        references: ReferenceBuilds | None = None,
+    ):
+        references = references or ReferenceBuilds(state_dir)
         self.lock = threading.Lock()
         self.config = config
         self.models: dict[str, ModelState] = {}
@@ -77,19 +63,15 @@ class State:
         buckets = config.serving_log.latency_buckets
         for model in config.models:
             old = previous.models.get(model.name) if previous else None
-            same = (
-                old is not None
-                and counts_alike(old.model, model)
-                and previous.config.serving_log == config.serving_log
-            )
-            if same:
+            ref, status = references.get(model)
+            same_serving = old is not None and previous.config.serving_log == config.serving_log
+            if same_serving and counts_alike(old.model, model) and old.reference is ref:
                 # A model that counts the same keeps its counters and windows across a reload.
                 self._adopt.append((old, model))
                 self.models[model.name] = old
-                if model.name in previous.references:
-                    self.references[model.name] = previous.references[model.name]
+                if status is not None:
+                    self.references[model.name] = status
                 continue
-            ref, status = load_reference(model, state_dir)
             if status is not None:
                 self.references[model.name] = status
             features = model.features
@@ -100,6 +82,11 @@ class State:
                 list(features.numeric) if features else None,
                 list(features.categorical) if features else None,
             )
+            if same_serving and old.reference is None and ref is not None:
+                # The reference arrived (built in the background): the serving counters carry
+                # over; the feature windows start now.
+                self.models[model.name].carry_serving(old)
+        references.forget({reference_key(m) for m in config.models if m.reference})
         self.pipelines: dict[str, PipelineState] = {}
         for p in config.pipelines:
             old = previous.pipelines.get(p.name) if previous else None
