@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
 import signal
-import sys
 import threading
 
-from exporter import __version__
-from exporter.app import COLLECTOR_NAMES, Exporter
-from exporter.config import ConfigError, load_config
-from exporter.durations import parse_duration
-from exporter.logs import setup_logging
-from exporter.server import MetricsServer, parse_listen_address
-from exporter.sources.tail import raise_fd_limit
-from exporter.webconfig import WebConfigError, WebSecurity
+# Before the slow imports below (numpy, pyarrow: about a second): a SIGHUP or SIGTERM in
+# that second must be a request, not the default action, which ends the process.
+_EARLY: list[int] = []
+if threading.current_thread() is threading.main_thread():
+    for _sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(_sig, lambda signum, frame: _EARLY.append(signum))
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from exporter import __version__  # noqa: E402
+from exporter.app import COLLECTOR_NAMES, Exporter  # noqa: E402
+from exporter.config import ConfigError, load_config  # noqa: E402
+from exporter.durations import parse_duration  # noqa: E402
+from exporter.logs import setup_logging  # noqa: E402
+from exporter.server import MetricsServer, parse_listen_address  # noqa: E402
+from exporter.sources.tail import raise_fd_limit  # noqa: E402
+from exporter.webconfig import WebConfigError, WebSecurity  # noqa: E402
 
 log = logging.getLogger("mlpipe_exporter")
 
@@ -34,8 +42,10 @@ def _add_run_flags(p: argparse.ArgumentParser, config_required: bool = True) -> 
     p.add_argument(
         "--web.listen-address",
         dest="listen",
-        default=DEFAULT_LISTEN,
-        help=f"address to serve on (default {DEFAULT_LISTEN}; ':9847' for all)",
+        action="append",
+        default=None,
+        help=f"address to serve on, repeatable (default {DEFAULT_LISTEN}; ':9847' for all, "
+        "'[::1]:9847' for IPv6)",
     )
     p.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics")
     p.add_argument(
@@ -139,11 +149,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Signals:
+    """SIGTERM/SIGINT and SIGHUP handlers installed first thing, before any slow start-up
+    work, so an early signal is a request, not the default action (SIGHUP would kill)."""
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.reload = threading.Event()
+        self.exporter = None
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        signal.signal(signal.SIGHUP, self._on_hup)
+        for signum in _EARLY:  # what arrived while the modules were loading
+            (self._on_hup if signum == signal.SIGHUP else self._on_term)(signum, None)
+        _EARLY.clear()
+
+    def _on_term(self, signum, frame):
+        log.info("received signal %d, shutting down", signum)
+        self.stop.set()
+
+    def _on_hup(self, signum, frame):
+        if self.exporter is not None:
+            self.exporter.request_reload()
+        else:
+            self.reload.set()  # handed over once the exporter exists
+
+
+SIGNALS = Signals()
+
+
 def _serve(args, config, config_path: str | None, stop: threading.Event | None = None) -> int:
     soft, _ = raise_fd_limit()
     log.debug("open files limit %d", soft)
     collectors = tuple(n for n in COLLECTOR_NAMES if getattr(args, f"collector_{n}"))
-    host, port = parse_listen_address(args.listen)
+    try:
+        addresses = [parse_listen_address(a) for a in args.listen or [DEFAULT_LISTEN]]
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 1
     try:
         security = WebSecurity(args.web_config)
     except WebConfigError as exc:
@@ -151,30 +196,53 @@ def _serve(args, config, config_path: str | None, stop: threading.Event | None =
         return 1
     try:
         exporter = Exporter(
-            config, config_path, args.state_dir, args.interval, collectors, args.stats_interval
+            config,
+            config_path,
+            args.state_dir,
+            args.interval,
+            collectors,
+            args.stats_interval,
+            background_references=True,
         )
     except ConfigError as exc:
         for line in exc.errors:
             log.error("%s", line)
         return 1
-    server = MetricsServer(exporter, host, port, args.telemetry_path, security, args.max_requests)
-    stop = stop or threading.Event()
-
-    def on_term(signum, frame):
-        log.info("received signal %d, shutting down", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    signal.signal(signal.SIGHUP, lambda s, f: exporter.request_reload())
+    # Listen before anything slow: reference profiles build in the background, and
+    # /-/healthy answers from the first moment.
+    servers = []
+    for host, port in addresses:
+        try:
+            servers.append(
+                MetricsServer(
+                    exporter, host, port, args.telemetry_path, security, args.max_requests
+                )
+            )
+        except OSError as exc:
+            log.error("cannot listen on %s: %s", _address(host, port), exc.strerror or exc)
+            for server in servers:
+                server.stop()
+            return 1
+    for server in servers:
+        server.start()
+        log.info("listening on %s%s", _address(server.host, server.port), args.telemetry_path)
+    SIGNALS.exporter = exporter
+    if SIGNALS.reload.is_set():
+        exporter.request_reload()
+    stop = stop or SIGNALS.stop
     exporter.start()
-    server.start()
-    log.info("listening on %s:%d%s", host, server.port, args.telemetry_path)
-    stop.wait()
-    server.stop()
+    while not stop.wait(0.5):
+        if SIGNALS.stop.is_set():
+            break
+    for server in servers:
+        server.stop()
     exporter.stop()
     log.info("checkpoints written, bye")
     return 0
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _profile(args) -> int:
@@ -212,6 +280,8 @@ def _profile(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        SIGNALS.install()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "run")

@@ -421,7 +421,7 @@ def run(args, serve) -> int:
     log.info(
         "demo data in %s; metrics at http://%s%s; drift starts after %ss",
         directory,
-        args.listen,
+        ", ".join(args.listen or ["127.0.0.1:9847"]),
         args.telemetry_path,
         args.drift_after,
     )

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import concurrent.futures
 import html
 import logging
+import socket
 import ssl
 import threading
 import time
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, make_server
 
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, ThreadingWSGIServer
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
@@ -25,11 +27,55 @@ from exporter.webconfig import WebSecurity
 SOCKET_TIMEOUT = 10.0
 # An OpenMetrics-only scrape waits this long for the ingest thread's first such rendering.
 OPENMETRICS_WAIT_SECONDS = 10.0
+# Threads serving connections, and connections accepted per wakeup of the accept loop.
+HTTP_THREADS = 64
+ACCEPTS_PER_WAKEUP = 256
 
 log = logging.getLogger(__name__)
 
 
+def listen_backlog() -> int:
+    """The kernel's accept-queue cap (somaxconn), as Go servers use; Python's default is 5."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as fh:
+            return max(128, int(fh.read().strip()))
+    except (OSError, ValueError):
+        return 4096
+
+
+class _ResponseHandler(ServerHandler):
+    """HTTP/1.1 responses (one request per connection, said with Connection: close), and no
+    Server header naming the Python version."""
+
+    http_version = "1.1"
+    server_software = None
+
+    def cleanup_headers(self):
+        super().cleanup_headers()
+        self.headers["Connection"] = "close"
+
+
 class _QuietHandler(WSGIRequestHandler):
+    server_version = "mlpipe-exporter"
+    sys_version = ""
+
+    def _handle(self):
+        """wsgiref's handle(), with our response handler."""
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.requestline = ""
+            self.request_version = ""
+            self.command = ""
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        handler = _ResponseHandler(
+            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=False
+        )
+        handler.request_handler = self
+        handler.run(self.server.get_app())
+
     def setup(self):
         self.request.settimeout(SOCKET_TIMEOUT)
         if isinstance(self.request, ssl.SSLSocket):
@@ -39,11 +85,20 @@ class _QuietHandler(WSGIRequestHandler):
             except (ssl.SSLError, OSError) as exc:
                 log.debug("TLS handshake with %s failed: %s", self.client_address[0], exc)
                 raise
+            allowed = self.server.security.config.allowed_sans
+            cert = self.request.getpeercert() if allowed else None
+            if cert:  # SANs are checked on a presented (verified) client certificate
+                sans = {value for _, value in cert.get("subjectAltName", ())}
+                if not sans & allowed:
+                    log.debug(
+                        "client %s: certificate SANs %s not allowed", self.client_address[0], sans
+                    )
+                    raise ssl.SSLError("client certificate SAN not allowed")
         super().setup()
 
     def handle(self):
         try:
-            super().handle()
+            self._handle()
         except (ssl.SSLError, OSError) as exc:
             log.debug("connection from %s dropped: %s", self.client_address[0], exc)
 
@@ -53,9 +108,40 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class _SecureServer(ThreadingWSGIServer):
-    """Wraps each accepted connection with the web config's TLS context of the moment."""
+    """Wraps each accepted connection with the web config's TLS context of the moment.
+
+    Connections are served by a fixed pool of threads, and every wakeup of the accept loop
+    takes all pending connections: a thread per connection (and one accept per wakeup)
+    made 100 clients opening and closing connections delay a scrape by a second.
+    """
 
     security: WebSecurity
+    request_queue_size = listen_backlog()
+    pool: concurrent.futures.ThreadPoolExecutor
+
+    def process_request(self, request, client_address):
+        self.pool.submit(self.process_request_thread, request, client_address)
+
+    def _handle_request_noblock(self):
+        for _ in range(ACCEPTS_PER_WAKEUP):
+            try:
+                request, client_address = self.get_request()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if self.verify_request(request, client_address):
+                try:
+                    self.process_request(request, client_address)
+                except Exception:
+                    self.handle_error(request, client_address)
+                    self.shutdown_request(request)
+            else:
+                self.shutdown_request(request)
+
+    def server_close(self):
+        super().server_close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def get_request(self):
         sock, addr = self.socket.accept()
@@ -80,7 +166,14 @@ def guarded(app, security: WebSecurity, max_requests: int):
 
     def wrapper(environ, start_response):
         # No refresh here: the server refreshes the web config per accepted connection,
-        # and wsgiref serves one request per connection (HTTP/1.0).
+        # and wsgiref serves one request per connection.
+        extra = security.config.headers
+        if extra:
+            send = start_response
+
+            def start_response(status, headers, exc_info=None):
+                return send(status, [*headers, *extra], exc_info)
+
         if security.auth_required and not _authorized(security, environ):
             start_response(
                 "401 Unauthorized",
@@ -208,8 +301,15 @@ class MetricsServer:
     ):
         security = security or WebSecurity(None)
         app = guarded(make_app(exporter, telemetry_path), security, max_requests)
-        server_class = type("SecureServer", (_SecureServer,), {"security": security})
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        pool = concurrent.futures.ThreadPoolExecutor(HTTP_THREADS, thread_name_prefix="http")
+        server_class = type(
+            "SecureServer",
+            (_SecureServer,),
+            {"security": security, "address_family": family, "pool": pool},
+        )
         self.httpd = make_server(host, port, app, server_class, handler_class=_QuietHandler)
+        self.httpd.socket.setblocking(False)
         if host in ("0.0.0.0", "::", "") and (
             security.config.ssl_context is None and not security.auth_required
         ):
@@ -225,6 +325,10 @@ class MetricsServer:
     def port(self) -> int:
         return self.httpd.server_port
 
+    @property
+    def host(self) -> str:
+        return self.httpd.server_address[0]
+
     def start(self) -> None:
         self.thread.start()
 
@@ -236,7 +340,12 @@ class MetricsServer:
 def parse_listen_address(text: str) -> tuple[str, int]:
     """ "127.0.0.1:9847", ":9847" (all interfaces) or "[::1]:9847" -> (host, port)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"invalid listen address {text!r} (use HOST:PORT)")
-    host = host.strip("[]")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"invalid listen address {text!r} (use HOST:PORT or [IPv6]:PORT)")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ValueError(f"invalid listen address {text!r} (use [IPv6]:PORT)")
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"invalid listen address {text!r} (put an IPv6 address in brackets)")
     return host or "0.0.0.0", int(port)
