@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter.collectors.base import ScrapeCollector
@@ -34,6 +35,7 @@ from exporter.ingest import (
     checkpoint_store,
 )
 from exporter.state.checkpoint import CheckpointStore
+from exporter.state.reference_builds import ReferenceBuilds
 from exporter.state.store import State
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ class Exporter:
         interval: float = 5.0,
         collectors: tuple[str, ...] = COLLECTOR_NAMES,
         stats_interval: float = 15.0,
+        background_references: bool = False,
     ):
         self.config_path = config_path
         self.state_dir = state_dir
@@ -83,7 +86,10 @@ class Exporter:
         self.pass_seconds = max(1.0, min(interval, stats_interval))
         self.caught_up = False
         self._last_stats = 0.0
-        self.state = State(config, state_dir=state_dir)
+        # References build in the background in the running exporter (listen first, never
+        # block health checks); inline where the caller wants them at once (tests, tools).
+        self.references = ReferenceBuilds(state_dir, background=background_references)
+        self.state = State(config, state_dir=state_dir, references=self.references)
         self._checkpoints: dict[str, CheckpointStore] = {}
         self.collectors = collectors
         self.ingests = self._build_ingests(self.state)
@@ -111,7 +117,9 @@ class Exporter:
         }
         enabled = [available[name] for name in collectors if name in available]
         self.registry.register(ScrapeCollector(lambda: self.state, enabled))
-        ProcessCollector(namespace="mlpipe", registry=self.registry)
+        # The standard names every dashboard already queries (process_resident_memory_bytes).
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
     def _store(self, source: str) -> CheckpointStore:
         if source not in self._checkpoints:
@@ -146,6 +154,11 @@ class Exporter:
         if gpu or processes:
             host = HostIngest(state, gpu=gpu, processes=processes, previous=old.get("host"))
             ingests.append(host)
+        old_datasets = old.get(DatasetIngest.source)
+        if old_datasets is not None and not any(
+            isinstance(i, DatasetIngest) and i.profiler is old_datasets.profiler for i in ingests
+        ):
+            old_datasets.close()
         # Tailers of sources that no longer exist are closed; kept ones are in use again.
         kept = {id(i.tailer) for i in ingests if isinstance(i, TailIngest)}
         for ingest in old.values():
@@ -225,6 +238,8 @@ class Exporter:
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()
+                if self.references.changed.is_set():
+                    self.install_references()
                 self.ingest_pass()
             except Exception:
                 self._error("ingest", "an ingest pass")
@@ -265,8 +280,7 @@ class Exporter:
             return False
         try:
             config = load_config(self.config_path)
-            state = State(config, previous=self.state, state_dir=self.state_dir)
-            ingests = self._build_ingests(state, previous=self.ingests)
+            self._rebuild(config)
         except ConfigError as exc:
             self.reload_ok = False
             for line in exc.errors:
@@ -276,11 +290,27 @@ class Exporter:
             self.reload_ok = False
             log.exception("config reload failed, keeping the running config: %s", exc)
             return False
-        with self.state.lock:
-            state.adopt()
-            self.ingests = ingests
-            self.state = state
         self.reload_ok = True
         self.reload_timestamp = time.time()
         log.info("config reloaded from %s", self.config_path)
         return True
+
+    def _rebuild(self, config: Config) -> None:
+        """State and sources for ``config``, keeping what did not change; raises, changing
+        nothing, if any part fails."""
+        state = State(
+            config, previous=self.state, state_dir=self.state_dir, references=self.references
+        )
+        ingests = self._build_ingests(state, previous=self.ingests)
+        with self.state.lock:
+            state.adopt()
+            self.ingests = ingests
+            self.state = state
+
+    def install_references(self) -> None:
+        """Reference profiles finished in the background: put them to use."""
+        self.references.changed.clear()
+        try:
+            self._rebuild(self.state.config)
+        except Exception:
+            self._error("ingest", "installing new reference profiles")

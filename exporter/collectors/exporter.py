@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import platform
+import os
+import subprocess
 from collections.abc import Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -11,6 +12,25 @@ from exporter import __version__
 from exporter.sources import INVALID_REASONS
 from exporter.sources.tail import FILE_ERROR_REASONS
 from exporter.state.store import State
+
+
+def _revision() -> str:
+    """The git revision of the package's checkout, or "unknown" (an installed wheel)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(
+            ["git", "-C", here, "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    rev = out.stdout.strip()
+    return rev if out.returncode == 0 and rev.isalnum() else "unknown"
+
+
+REVISION = _revision()
 
 
 class ExporterCollector:
@@ -22,11 +42,11 @@ class ExporterCollector:
 
     def collect(self, state: State) -> Iterable[Metric]:
         info = GaugeMetricFamily(
-            "mlpipe_build_info",
-            "Build information; always 1.",
-            labels=["version", "python_version"],
+            "mlpipe_exporter_build_info",
+            "Build information; always 1 (python_info has the interpreter).",
+            labels=["version", "revision"],
         )
-        info.add_metric([__version__, platform.python_version()], 1.0)
+        info.add_metric([__version__, REVISION], 1.0)
         yield info
         lines = CounterMetricFamily(
             "mlpipe_source_lines", "Lines read, by result.", labels=["source", "result"]

@@ -92,7 +92,7 @@ def test_basic_auth(tmp_path, start_exporter):
     assert requests.get(url, auth=("alice", "wrong"), timeout=5).status_code == 401
     assert requests.get(url, auth=("mallory", "s3cret"), timeout=5).status_code == 401
     ok = requests.get(url, auth=("alice", "s3cret"), timeout=5)
-    assert ok.status_code == 200 and "mlpipe_build_info" in ok.text
+    assert ok.status_code == 200 and "mlpipe_exporter_build_info" in ok.text
     assert "s3cret" not in exp.logs() and hashed not in exp.logs()
 
 
