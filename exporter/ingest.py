@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 import time
 
 import numpy as np
 
 from exporter.config import ConfigError, Model
-from exporter.sources.datasets import DatasetWatcher, FileFailed, partition_of, profile_file
+from exporter.sources.datasets import (
+    Cancelled,
+    DatasetWatcher,
+    FileFailed,
+    partition_of,
+    profile_file,
+)
 from exporter.sources.host import HostSampler
 from exporter.sources.labels import LabelParser
 from exporter.sources.runs import RunLogParser
@@ -74,6 +82,10 @@ def follow(
     return FileTailer(source, patterns, checkpoints, **options)
 
 
+# Invalid input is sampled into the log at most this often per source.
+INVALID_LOG_SECONDS = 10.0
+
+
 class TailIngest:
     """A followed set of files whose lines a parser turns into batches applied to state."""
 
@@ -83,6 +95,31 @@ class TailIngest:
         self.tailer = tailer
         self.parse = parse
         self.budget = budget
+        self._logged_invalid = -INVALID_LOG_SECONDS
+
+    def _log_invalid(self, chunk, batch) -> None:
+        """One invalid line, where it is and why: a wrong format shows in the log at once."""
+        sample = getattr(batch, "sample", None)
+        if not batch.invalid or sample is None:
+            return
+        now = time.monotonic()
+        if now - self._logged_invalid < INVALID_LOG_SECONDS:
+            return
+        self._logged_invalid = now
+        line = sample.line
+        pos = chunk.data.find(line) if line is not None else -1
+        offset = chunk.end_offset - len(chunk.data) + max(pos, 0)
+        log.warning(
+            "source=%s file=%s offset=%d reason=%s invalid=%d of %d lines in this chunk; "
+            "line starts: %r",
+            self.source,
+            chunk.file.path,
+            offset,
+            sample.reason or next(iter(batch.invalid)),
+            sum(batch.invalid.values()),
+            batch.lines,
+            (line or b"")[:200],
+        )
 
     def apply(self, state: State, batch, now: float) -> None:
         raise NotImplementedError
@@ -101,7 +138,9 @@ class TailIngest:
             if not (c.data or c.oversized_lines):
                 continue
             try:
-                batches.append(self.parse(c.data, c.oversized_lines))
+                batch = self.parse(c.data, c.oversized_lines)
+                batches.append(batch)
+                self._log_invalid(c, batch)
             except Exception:
                 log.exception("source %s: parsing %s failed", self.source, c.file.path)
                 failed += c.data.count(b"\n") + c.oversized_lines
@@ -241,14 +280,59 @@ class RunLogIngest(TailIngest):
                     ledger.add(finished["time"], record.pipeline, amount)
 
 
+class DatasetProfiler:
+    """Profiles Parquet files in a thread of its own, so that a huge file (150M rows in a
+    6.5 MB file took 31 s) never holds up serving ingestion, statistics or the rendering;
+    the ingest thread applies the finished profiles. Stops between two batches on close."""
+
+    def __init__(self):
+        self.jobs: queue.Queue = queue.Queue()
+        self.done: queue.Queue = queue.Queue()
+        self.queued: set[tuple[str, str]] = set()  # (dataset, path) queued or in progress
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="datasets", daemon=True)
+        self.thread.start()
+
+    def submit(self, name: str, ds, path: str, signature) -> None:
+        if (name, path) in self.queued:
+            return
+        self.queued.add((name, path))
+        self.jobs.put((name, ds, path, signature))
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                name, ds, path, signature = self.jobs.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                result = profile_file(
+                    path, ds.specs, ds.label_specs, ds.model.out_of_range_margin, self.stop.is_set
+                )
+            except Cancelled:
+                return
+            except FileFailed as exc:
+                log.warning("dataset %s: %s unreadable (%s): %s", name, path, exc.reason, exc)
+                result = exc
+            except Exception as exc:
+                # One file must never stop the profiler: count it, look again on change.
+                log.exception("dataset %s: profiling %s failed", name, path)
+                result = FileFailed("error", str(exc))
+            self.done.put((name, ds, path, signature, result))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
 class DatasetIngest:
-    """Profiles new or changed Parquet files of every dataset, a few files per step."""
+    """New or changed Parquet files of every dataset: listed here, profiled by a
+    DatasetProfiler thread, applied here (the ingest thread is the one writer of state)."""
 
     source = "datasets"
+    LIST_SECONDS = 1.0  # directories are listed at most this often
 
-    def __init__(
-        self, state: State, files_per_step: int = 4, previous: DatasetIngest | None = None
-    ):
+    def __init__(self, state: State, previous: DatasetIngest | None = None):
         # A dataset whose state survived a reload keeps its watcher: a new one would take
         # every file for new and profile (and count) it again.
         self.states = dict(state.datasets)
@@ -258,51 +342,55 @@ class DatasetIngest:
                 self.watchers[name] = previous.watchers[name]
             else:
                 self.watchers[name] = DatasetWatcher(ds.dataset.path)
-        self.files_per_step = files_per_step
+        self.profiler = previous.profiler if previous is not None else DatasetProfiler()
+        self.listed = 0.0
 
     def step(self, state: State) -> int:
-        done = 0
-        for name, watcher in self.watchers.items():
-            ds = state.datasets.get(name)
-            if ds is None:
-                continue
-            changed, gone = watcher.changes()
-            with state.lock:
-                for path in gone:
-                    ds.remove(partition_of(watcher.root, path), path)
-                    watcher.forget(path)
-            for path, signature in changed[: self.files_per_step - done]:
-                try:
-                    profile = profile_file(
-                        path, ds.specs, ds.label_specs, ds.model.out_of_range_margin
-                    )
-                except FileFailed as exc:
-                    log.warning("dataset %s: %s unreadable (%s): %s", name, path, exc.reason, exc)
-                    reason = exc.reason
-                except Exception:
-                    # One file must never stop the watcher: count it, look again on change.
-                    log.exception("dataset %s: profiling %s failed", name, path)
-                    reason = "error"
-                else:
-                    reason = None
-                if reason is not None:
+        now = time.monotonic()
+        if now - self.listed >= self.LIST_SECONDS:
+            self.listed = now
+            for name, watcher in self.watchers.items():
+                ds = self.states[name]
+                changed, gone = watcher.changes()
+                if gone:
                     with state.lock:
-                        ds.failed[reason] += 1
-                    watcher.mark(path, signature)
-                    done += 1
-                    continue
-                with state.lock:
-                    ds.apply(partition_of(watcher.root, path), path, profile, signature[1] / 1e9)
-                    ds.compute()
-                watcher.mark(path, signature)
-                done += 1
-            if done >= self.files_per_step:
+                        for path in gone:
+                            ds.remove(partition_of(watcher.root, path), path)
+                            watcher.forget(path)
+                for path, signature in changed:
+                    self.profiler.submit(name, ds, path, signature)
+        applied = 0
+        touched = set()
+        while True:
+            try:
+                name, ds, path, signature, result = self.profiler.done.get_nowait()
+            except queue.Empty:
                 break
-        # Bytes are not what a dataset step counts: report files as "consumed" work.
-        return done
+            self.profiler.queued.discard((name, path))
+            watcher = self.watchers.get(name)
+            if watcher is None or self.states.get(name) is not ds:
+                continue  # profiled for a dataset config that a reload replaced
+            with state.lock:
+                if isinstance(result, FileFailed):
+                    ds.failed[result.reason] += 1
+                else:
+                    ds.apply(partition_of(watcher.root, path), path, result, signature[1] / 1e9)
+                    touched.add(name)
+            watcher.mark(path, signature)
+            applied += 1
+        for name in touched:
+            with state.lock:
+                self.states[name].compute()
+        # Files applied count as work done: the pass goes on while profiles arrive.
+        return applied
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, being profiled, or waiting to be applied."""
+        return not self.profiler.queued
 
     def close(self) -> None:
-        pass
+        self.profiler.close()
 
 
 class HostIngest:

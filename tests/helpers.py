@@ -40,3 +40,19 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str 
 def sample(exporter, name: str, **labels) -> float | None:
     """One sample from an in-process Exporter's registry (a scrape of its own)."""
     return exporter.registry.get_sample_value(name, labels)
+
+
+def settle(exporter, timeout: float = 30.0) -> None:
+    """Ingest until every source is caught up and the dataset profiler has nothing left."""
+    from exporter.ingest import DatasetIngest
+
+    for ingest in exporter.ingests:
+        if isinstance(ingest, DatasetIngest):
+            ingest.listed = 0.0  # list the directories now, not after the throttle
+
+    def done():
+        exporter.ingest_pass()
+        busy = [i for i in exporter.ingests if isinstance(i, DatasetIngest) and not i.idle]
+        return not busy and exporter.caught_up
+
+    wait_for(done, timeout=timeout, interval=0.02, what="ingestion to settle")

@@ -52,6 +52,10 @@ class FileProfile:
     schema: dict[str, str] = field(default_factory=dict)  # column -> problem
 
 
+class Cancelled(Exception):
+    """Profiling stopped on request (shutdown); the file is looked at again next time."""
+
+
 class FileFailed(Exception):
     def __init__(self, reason: str, detail: str):
         super().__init__(detail)
@@ -94,9 +98,16 @@ def _schema_problems(schema: pa.Schema, specs: ColumnSpecs) -> dict[str, str]:
 
 
 def profile_file(
-    path: str, specs: ColumnSpecs, label_specs: ColumnSpecs | None, margin: float
+    path: str,
+    specs: ColumnSpecs,
+    label_specs: ColumnSpecs | None,
+    margin: float,
+    should_stop=None,
 ) -> FileProfile:
-    """Profile one file over fixed specs; FileFailed with a reason if it cannot be read."""
+    """Profile one file over fixed specs; FileFailed with a reason if it cannot be read.
+
+    ``should_stop()`` is asked between batches: True raises Cancelled (a prompt shutdown,
+    however long the file)."""
     try:
         if os.path.getsize(path) == 0:
             raise FileFailed("empty", "zero-byte file")
@@ -124,6 +135,8 @@ def profile_file(
     rows = 0
     try:
         for batch in iter_batches([path], list(dict.fromkeys(columns))):
+            if should_stop is not None and should_stop():
+                raise Cancelled(path)
             rows += batch.num_rows
             matrix = numeric_matrix(batch, [s.name for s in num])
             finite = np.isfinite(matrix) | np.isnan(matrix)

@@ -56,6 +56,10 @@ class HostSample:
     gpu_attribution: bool = True
 
 
+# Only this much of a command line is matched against cmdline_regex.
+CMDLINE_MATCH_CHARS = 4096
+
+
 class ProcessSampler:
     """Matches processes to pipelines and accumulates their CPU time as deltas.
 
@@ -95,7 +99,9 @@ class ProcessSampler:
                 pid, cmdline = proc.info["pid"], proc.info["cmdline"] or []
                 if pid == own:
                     continue
-                text = " ".join(cmdline)
+                # Bounded: a regex with backtracking over a local process's 120 KB command
+                # line must not stall sampling (what identifies a pipeline is near the start).
+                text = " ".join(cmdline)[:CMDLINE_MATCH_CHARS]
                 owner = None
                 for name, regex, pid_file in self.matchers:
                     if (pid_file and pid_files.get(name) == pid) or (regex and regex.search(text)):

@@ -103,12 +103,27 @@ def decode_lines(
     return out
 
 
-def classify(invalid, exc: Exception | None) -> None:
+def classify(invalid, exc: Exception | None) -> str:
     """Count a line a typed decoder rejected under its reason (INVALID_REASONS)."""
     if isinstance(exc, UnicodeDecodeError):
-        invalid["not_utf8"] += 1
+        reason = "not_utf8"
     elif isinstance(exc, msgspec.ValidationError):
-        missing = "missing required field" in str(exc)
-        invalid["missing_field" if missing else "wrong_type"] += 1
+        reason = "missing_field" if "missing required field" in str(exc) else "wrong_type"
     else:
-        invalid["not_json"] += 1
+        reason = "not_json"
+    invalid[reason] += 1
+    return reason
+
+
+class InvalidSample:
+    """The first invalid line of a chunk and why, for a rate-limited log line."""
+
+    __slots__ = ("line", "reason")
+
+    def __init__(self):
+        self.line: bytes | None = None
+        self.reason = ""
+
+    def keep(self, line: bytes, reason: str) -> None:
+        if self.line is None:
+            self.line, self.reason = line, reason

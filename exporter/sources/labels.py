@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from exporter.config import LabelJoin
-from exporter.sources.jsonlines import classify, decode_lines
+from exporter.sources.jsonlines import InvalidSample, classify, decode_lines
 
 
 @dataclass
@@ -21,6 +21,7 @@ class LabelBatch:
     request_ids: list = field(default_factory=list)
     labels: list = field(default_factory=list)
     invalid: Counter = field(default_factory=Counter)
+    sample: InvalidSample = field(default_factory=InvalidSample)
 
 
 class LabelParser:
@@ -39,7 +40,9 @@ class LabelParser:
         batch = LabelBatch(lines=data.count(b"\n") + oversized)
         if oversized:
             batch.invalid["too_long"] += oversized
-        records = decode_lines(data, self._one, lambda line, exc: classify(batch.invalid, exc))
+        records = decode_lines(
+            data, self._one, lambda line, exc: batch.sample.keep(line, classify(batch.invalid, exc))
+        )
         batch.request_ids = [str(r.rid) for r in records]
         batch.labels = [r.label for r in records]
         return batch

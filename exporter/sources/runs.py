@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from exporter.sources.jsonlines import classify, decode_lines
+from exporter.sources.jsonlines import InvalidSample, classify, decode_lines
 from exporter.sources.serving_log import _parse_one
 
 STATUSES = ("running", "succeeded", "failed")
@@ -35,6 +35,7 @@ class RunBatch:
     lines: int = 0
     records: list = field(default_factory=list)
     invalid: Counter = field(default_factory=Counter)
+    sample: InvalidSample = field(default_factory=InvalidSample)
 
 
 def _time(value) -> float | None:
@@ -55,7 +56,9 @@ class RunLogParser:
         batch = RunBatch(lines=data.count(b"\n") + oversized)
         if oversized:
             batch.invalid["too_long"] += oversized
-        records = decode_lines(data, self._one, lambda line, exc: classify(batch.invalid, exc))
+        records = decode_lines(
+            data, self._one, lambda line, exc: batch.sample.keep(line, classify(batch.invalid, exc))
+        )
         for rec in records:
             if rec.status not in STATUSES:
                 batch.invalid["wrong_type"] += 1

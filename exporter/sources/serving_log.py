@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exporter.config import ServingLogFormat
-from exporter.sources.jsonlines import DECODE_ERRORS, decode_lines
+from exporter.sources.jsonlines import DECODE_ERRORS, InvalidSample, decode_lines
 
 ROLES = ("timestamp", "model", "version", "request_id", "latency", "status", "prediction")
 # A latency outside [0, this] is not a serving latency (a clock step, a unit mix-up, 1e308):
@@ -39,6 +39,7 @@ class ParsedBatch:
     lines: int = 0
     invalid: Counter = field(default_factory=Counter)
     rejected: Counter = field(default_factory=Counter)  # values of used lines, by field
+    sample: InvalidSample = field(default_factory=InvalidSample)  # the first invalid line
     model: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
     version: list = field(default_factory=list)  # str; "" when absent
     timestamp: np.ndarray = field(default_factory=lambda: np.empty(0))  # epoch seconds
@@ -148,20 +149,29 @@ class ServingLogParser:
         """Parse complete ``\\n``-terminated lines."""
         slow: list[tuple] = []
         invalid: Counter = Counter()
+        sample = InvalidSample()
 
         def on_bad(line: bytes, exc: Exception | None) -> None:
             if isinstance(exc, UnicodeDecodeError):
                 invalid["not_utf8"] += 1
+                sample.keep(line, "not_utf8")
                 return
+            before = invalid.copy()
             record = self._lenient(line, invalid)
             if record is not None:
                 slow.append(record)
+            elif sample.line is None:
+                sample.keep(line, next(iter(invalid - before), "invalid"))
 
         fast = decode_lines(data, self._one, on_bad)
         if oversized:
             invalid["too_long"] += oversized
         batch = self._columns(fast, slow, invalid)
         batch.lines = data.count(b"\n") + oversized
+        if sample.line is None and batch.invalid:
+            reason = next(iter(batch.invalid))
+            sample.reason = reason  # counted after decoding (unknown model, bad timestamp)
+        batch.sample = sample
         return batch
 
     def _get(self, obj: Any, role: str) -> tuple[bool, Any]:

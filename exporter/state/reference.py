@@ -67,16 +67,48 @@ def parquet_files(path: str) -> list[str]:
     return sorted(f for f in found if os.path.isfile(f))
 
 
+# A batch holds at most about this many bytes of decoded column data: rows alone do not
+# bound memory (a file of long strings can decompress to gigabytes at a few rows a batch).
+BATCH_BYTES = 64 << 20
+
+
+# String columns are read as dictionaries only when their values are short on average:
+# a dictionary is built for the whole column chunk, so long unique strings (a "bomb" of
+# 1 MB values) would make it as large as the chunk, whatever the batch size.
+DICTIONARY_MAX_BYTES_PER_ROW = 256
+
+
+def _column_bytes_per_row(pf: pq.ParquetFile, columns: list[str]) -> dict[str, float]:
+    """Largest uncompressed bytes per row of each column over the row groups."""
+    meta = pf.metadata
+    wanted = set(columns)
+    out: dict[str, float] = {}
+    for i in range(meta.num_row_groups):
+        rg = meta.row_group(i)
+        if not rg.num_rows:
+            continue
+        for j in range(rg.num_columns):
+            col = rg.column(j)
+            name = col.path_in_schema.split(".")[0]
+            if name in wanted:
+                per_row = col.total_uncompressed_size / rg.num_rows
+                out[name] = max(out.get(name, 0.0), per_row)
+    return out
+
+
 def iter_batches(files: list[str], columns: list[str], batch_rows: int = BATCH_ROWS):
     """Record batches of ``columns`` from each file in turn, in bounded memory.
 
     ``pre_buffer=False`` and a read buffer keep one batch's worth of data in memory: with
-    pre-buffering (or a dataset scanner's readahead) memory grows with the file. String
-    columns are read as dictionaries, as Parquet stores them, so categorical values are
-    coded once per dictionary, not once per row.
+    pre-buffering (or a dataset scanner's readahead) memory grows with the file. Short
+    string columns are read as dictionaries, as Parquet stores them, so categorical values
+    are coded once per dictionary, not once per row. Batches are bounded in bytes as well as
+    rows (``BATCH_BYTES``, from the row groups' uncompressed sizes).
     """
     for path in files:
-        schema = pq.read_schema(path)
+        with pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20) as probe:
+            schema = probe.schema_arrow
+            widths = _column_bytes_per_row(probe, columns)
         strings = [
             c
             for c in columns
@@ -85,11 +117,14 @@ def iter_batches(files: list[str], columns: list[str], batch_rows: int = BATCH_R
                 pa.types.is_string(schema.field(c).type)
                 or pa.types.is_large_string(schema.field(c).type)
             )
+            and widths.get(c, 0.0) <= DICTIONARY_MAX_BYTES_PER_ROW
         ]
+        width = sum(widths.values())
+        rows = int(max(1, min(batch_rows, BATCH_BYTES // width))) if width > 0 else batch_rows
         with pq.ParquetFile(
             path, pre_buffer=False, buffer_size=1 << 20, read_dictionary=strings or None
         ) as pf:
-            yield from pf.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False)
+            yield from pf.iter_batches(batch_size=rows, columns=columns, use_threads=False)
 
 
 def count_rows(files: list[str]) -> int:

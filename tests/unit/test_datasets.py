@@ -7,7 +7,7 @@ import pytest
 
 from exporter.app import Exporter
 from exporter.config import parse_config
-from tests.helpers import sample
+from tests.helpers import sample, settle
 
 
 def table(rng, n, shift=0.0):
@@ -51,8 +51,7 @@ def land(daily, partition, tbl, name="part-0.parquet"):
 
 
 def drain(e):
-    for _ in range(10):
-        e.ingest_pass()
+    settle(e)
 
 
 def test_partitions_landing_skew_and_drift(setup):

@@ -237,3 +237,21 @@ def test_no_attribution_outside_the_host_pid_namespace(monkeypatch):
     assert sample(e, "mlpipe_pipeline_gpu_memory_bytes", pipeline="train") is None
     assert sample(e, "mlpipe_pipeline_gpu_utilization_ratio", pipeline="train") is None
     assert sample(e, "mlpipe_gpu_up") == 1
+
+
+def test_a_huge_command_line_cannot_stall_sampling_with_a_backtracking_regex(tmp_path):
+    # "a*Q" searched in "aaa...ab" is quadratic: 12 s over a 120 KB command line (every
+    # second, per process), 0.02 s over the first 4096 characters, which is all we match.
+    arg = "a" * 120_000 + "b"
+    script = tmp_path / "long.py"
+    script.write_text("import time\ntime.sleep(30)\n")
+    proc = subprocess.Popen([sys.executable, str(script), arg])
+    try:
+        cfg = parse_config({"pipelines": [{"name": "p", "processes": {"cmdline_regex": "a*Q"}}]})
+        e = Exporter(cfg, collectors=("compute", "exporter"))
+        started = time.monotonic()
+        e.ingest_pass()
+        assert time.monotonic() - started < 2
+    finally:
+        proc.kill()
+        proc.wait()

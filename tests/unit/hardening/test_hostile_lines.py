@@ -182,3 +182,19 @@ def test_rfc3339_lowercase_t_and_z_are_times(tmp_path):
         exporter, "mlpipe_serving_last_request_timestamp_seconds", model="fraud", version="v1"
     )
     assert last == 1795600801.0
+
+
+def test_a_wrong_format_shows_in_the_log_with_file_offset_reason_and_bytes(tmp_path, caplog):
+    exporter, logs = make(tmp_path)
+    cri = "2026-11-25T10:00:00.123456789Z stdout F " + serving_line(1)
+    with open(logs / "pod.jsonl", "w") as fh:
+        fh.write(serving_line(0))
+        for _ in range(50):
+            fh.write(cri)
+    exporter.ingest_pass()
+    warnings = [r.message for r in caplog.records if "reason=" in r.message]
+    assert len(warnings) == 1  # rate-limited: one per source per 10 s
+    (msg,) = warnings
+    assert f"file={logs / 'pod.jsonl'}" in msg
+    assert f"offset={len(serving_line(0))}" in msg
+    assert "reason=not_json" in msg and "2026-11-25T10:00:00.123456789Z stdout F" in msg
