@@ -22,9 +22,10 @@ demo: setup
 
 test: setup system-deps
 	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m fuzz
 
 test-all: setup system-deps
-	$(BIN)/pytest -q -m "slow or not slow"
+	$(BIN)/pytest -q -m "slow or fuzz or not slow"
 
 lint: setup
 	$(BIN)/ruff check .
