@@ -440,6 +440,16 @@ def quota_compute():
                 legend="{{quota}}",
             ),
             panel(
+                "Planned need vs limit (per period)",
+                [
+                    'mlpipe_quota_planned{quota=~"$quota"} / on (instance, quota, resource) mlpipe_quota_limit',
+                ],
+                "bargauge",
+                "percentunit",
+                legend="{{quota}} {{resource}}",
+                desc="The pipelines' planned need (p95 cost per run x runs per period x headroom) as a share of the limit; over 100 % runs out before the period ends.",
+            ),
+            panel(
                 "Share of a shared quota by pipeline",
                 'mlpipe_quota_pipeline_used{quota=~"$quota"} / on (quota) group_left sum by (quota) (mlpipe_quota_pipeline_used)',
                 "bargauge",

@@ -1,4 +1,5 @@
-"""``mlpipe-exporter estimate-quota``: serving capacity from the serving logs on disk."""
+"""``mlpipe-exporter estimate-quota``: serving replicas from the serving logs, and quota
+plans for data, training, validation and experiment pipelines from their run logs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import numpy as np
 
 from exporter.config import Config
 from exporter.sources.reader import read_complete_lines
+from exporter.sources.runs import RunLogParser
 from exporter.sources.serving_log import ServingLogParser
 from exporter.stats.capacity import estimate
+from exporter.stats.plan import RunCost, plan_pipeline, plan_quota
+
+DAY = 86400.0
 
 
 def collect(config: Config, models: list[str], window: float) -> dict[str, tuple]:
@@ -37,6 +42,107 @@ def collect(config: Config, models: list[str], window: float) -> dict[str, tuple
     return out
 
 
+def run_costs(config: Config) -> dict[str, list[RunCost]]:
+    """Per pipeline, each finished run's costs from the run logs (a run id counts once)."""
+    pipelines = [p.name for p in config.pipelines]
+    parser = RunLogParser(pipelines)
+    starts: dict[tuple[str, str], float | None] = {}
+    done: dict[tuple[str, str], RunCost] = {}
+    patterns = sorted({p.run_log for p in config.pipelines if p.run_log})
+    for data in read_complete_lines(patterns):
+        for record, start, end in parser.parse(data).records:
+            key = (record.pipeline, str(record.run_id))
+            if record.status == "running":
+                starts.setdefault(key, start)
+            elif key not in done:
+                done[key] = RunCost(
+                    start if start is not None else starts.get(key),
+                    end,
+                    record.cpu_seconds,
+                    record.gpu_seconds,
+                    record.peak_memory_bytes,
+                )
+    out: dict[str, list[RunCost]] = {name: [] for name in pipelines}
+    for (pipeline, _), cost in done.items():
+        out[pipeline].append(cost)
+    return out
+
+
+def plans(config: Config) -> tuple[dict, dict]:
+    """(pipeline plans per quota, quota plans) for every quota of pipelines."""
+    costs = run_costs(config)
+    by_pipeline: dict[str, dict] = {}
+    quotas: dict[str, dict] = {}
+    for q in config.quotas:
+        if q.resource == "requests_per_second":
+            continue
+        members = []
+        for name in q.pipelines:
+            p = config.pipeline(name)
+            plan = plan_pipeline(
+                name,
+                p.kind,
+                costs[name],
+                q.period,
+                p.expected_interval,
+                q.plan_headroom,
+                q.plan_runs,
+            )
+            members.append(plan)
+            by_pipeline.setdefault(name, {})[q.name] = plan.as_dict()
+        quotas[q.name] = plan_quota(q.name, q.resource, q.limit, q.period, members).as_dict()
+    return by_pipeline, quotas
+
+
+def _amount(value: float | None, resource: str) -> str:
+    if value is None:
+        return "-"
+    if resource == "memory_bytes" or resource == "peak_memory_bytes":
+        return f"{value / 2**30:.1f}GiB"
+    return f"{value / 3600:.1f}h"
+
+
+def print_plans(by_pipeline: dict, quotas: dict, config: Config) -> None:
+    print()
+    print(
+        f"{'pipeline':<18} {'kind':<11} {'quota':<14} {'runs':>5} {'runs/period':>11} "
+        f"{'p50/run':>9} {'p95/run':>9} {'need':>10}"
+    )
+    for name, per_quota in by_pipeline.items():
+        for quota, plan in per_quota.items():
+            q = next(x for x in config.quotas if x.name == quota)
+            key = "peak_memory_bytes" if q.resource == "memory_bytes" else q.resource
+            rpp = plan["runs_per_period"]
+            print(
+                f"{name:<18} {plan['kind']:<11} {quota:<14} {plan['runs']:>5} "
+                f"{'-' if rpp is None else f'{rpp:.1f}':>11} "
+                f"{_amount(plan['median_per_run'].get(key), key):>9} "
+                f"{_amount(plan['p95_per_run'].get(key), key):>9} "
+                f"{_amount(plan['need_per_period'].get(key), key):>10}"
+            )
+    print()
+    print(
+        f"{'quota':<14} {'resource':<13} {'limit':>10} {'planned':>10} {'experiments':>11}  verdict"
+    )
+    for name, q in quotas.items():
+        day = q["runs_out_on_day"]
+        verdict = (
+            f"runs out on day {day:.0f} of {q['period_days']:.0f} at this plan"
+            if day is not None
+            else "fits"
+        )
+        if q["without_history"]:
+            verdict += f" (no cadence yet: {', '.join(q['without_history'])})"
+        print(
+            f"{name:<14} {q['resource']:<13} {_amount(q['limit'], q['resource']):>10} "
+            f"{_amount(q['planned'], q['resource']):>10} {q['experiment_share']:>10.0%}  {verdict}"
+        )
+    print(
+        "need = p95 per run x runs per period (expected_interval, else the median gap between "
+        "runs) x (1 + plan_headroom); memory: the p95 peak (a level)"
+    )
+
+
 def run(config: Config, model: str | None, output: str, window: float) -> int:
     models = [model] if model else [m.name for m in config.models]
     unknown = [m for m in models if m not in {x.name for x in config.models}]
@@ -52,8 +158,9 @@ def run(config: Config, model: str | None, output: str, window: float) -> int:
         results[name] = estimate(
             t, latency, cap.replica_concurrency, cap.target_utilization, cap.headroom
         ).as_dict()
+    by_pipeline, quotas = plans(config) if model is None else ({}, {})
     if output == "json":
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"models": results, "pipelines": by_pipeline, "quotas": quotas}, indent=2))
         return 0
     header = (
         f"{'model':<16} {'requests':>9} {'peak qps':>9} {'mean lat':>9} {'p99 lat':>9} "
@@ -74,4 +181,6 @@ def run(config: Config, model: str | None, output: str, window: float) -> int:
         "(Little's law); replicas = ceil(concurrency x (1 + headroom) / "
         "(replica_concurrency x target_utilization))"
     )
+    if quotas:
+        print_plans(by_pipeline, quotas, config)
     return 0

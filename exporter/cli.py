@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="cache the profiles here (what `run --state.dir` reads)",
     )
     prof.add_argument("--force", action="store_true", help="rebuild even if cached")
-    est = sub.add_parser("estimate-quota", help="serving replicas needed, from the serving logs")
+    est = sub.add_parser(
+        "estimate-quota", help="serving replicas (serving logs) and pipeline quota plans (run logs)"
+    )
     est.add_argument("--config.file", dest="config", required=True)
     est.add_argument("--model", default=None, help="one model (default: all)")
     est.add_argument("--output", choices=["table", "json"], default="table")

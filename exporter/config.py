@@ -169,7 +169,7 @@ class ProcessMatch:
 @dataclass(frozen=True)
 class Pipeline:
     name: str
-    kind: Literal["training", "data", "validation"] = "training"
+    kind: Literal["training", "data", "validation", "experiment"] = "training"
     run_log: str | None = None
     processes: ProcessMatch | None = None
     expected_interval: Duration | None = None
@@ -186,6 +186,10 @@ class Quota:
     models: tuple[str, ...] = ()
     # The rate of use that forecasts exhaustion is measured over this much recent time.
     forecast_window: Duration = 3600.0
+    # The plan (mlpipe_quota_planned, estimate-quota): the p95 cost of the last plan_runs
+    # runs of each pipeline, times its runs per period, plus plan_headroom.
+    plan_runs: int = 20
+    plan_headroom: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,9 @@ class Config:
     limits: Limits = Limits()
     # Not a YAML key: where this config came from, for messages.
     source: str = field(default="<memory>", compare=False)
+
+    def pipeline(self, name: str) -> Pipeline:
+        return next(p for p in self.pipelines if p.name == name)
 
     def model(self, name: str) -> Model:
         return next(m for m in self.models if m.name == name)
@@ -444,6 +451,10 @@ def _validate(cfg: Config, errors: list[str]) -> None:
                 errors.append(f"quotas[{i}].models[{j}]: no model named {name!r}")
         if q.limit is not None and q.limit <= 0:
             errors.append(f"quotas[{i}].limit: must be positive")
+        if q.plan_runs is not None and q.plan_runs < 2:
+            errors.append(f"quotas[{i}].plan_runs: must be at least 2")
+        if q.plan_headroom is not None and q.plan_headroom < 0:
+            errors.append(f"quotas[{i}].plan_headroom: must be >= 0")
 
 
 def _validate_model(m: Model, p: str, errors: list[str]) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from exporter.state.store import State
+from exporter.stats.plan import QuotaPlan, plan_pipeline, plan_quota
 
 
 def _current_qps(state: State, model: str, now: float) -> float:
@@ -29,6 +30,29 @@ def _current_qps(state: State, model: str, now: float) -> float:
     if not hit.any():
         return 0.0
     return float(ring.arrays["records"][hit].sum()) / ring.bucket_seconds
+
+
+def quota_plans(state: State) -> list[QuotaPlan]:
+    """Plans of the pipeline quotas (cpu, gpu, memory) from the runs the run log showed."""
+    out = []
+    for q in state.config.quotas:
+        if q.resource == "requests_per_second":
+            continue  # serving: the replica estimate plans it (mlpipe_serving_estimated_replicas)
+        plans = [
+            plan_pipeline(
+                name,
+                ps.pipeline.kind,
+                list(ps.history),
+                q.period,
+                ps.pipeline.expected_interval,
+                q.plan_headroom,
+                q.plan_runs,
+            )
+            for name in q.pipelines
+            if (ps := state.pipelines.get(name)) is not None
+        ]
+        out.append(plan_quota(q.name, q.resource, q.limit, q.period, plans))
+    return out
 
 
 class QuotaCollector:
@@ -66,7 +90,22 @@ class QuotaCollector:
             "When a calendar quota resets.",
             labels=["quota"],
         )
+        planned = GaugeMetricFamily(
+            "mlpipe_quota_planned",
+            "Planned need per period: p95 cost per run of each pipeline's last runs x its "
+            "runs per period x (1 + plan_headroom), summed (memory: the p95 peak, a level).",
+            labels=qr,
+        )
+        experiments = GaugeMetricFamily(
+            "mlpipe_quota_planned_experiment_ratio",
+            "Share of the planned need taken by experiment pipelines (kind: experiment).",
+            labels=qr,
+        )
         now = time.time()
+        for plan in quota_plans(state):
+            labels = [plan.quota, plan.resource]
+            planned.add_metric(labels, plan.planned)
+            experiments.add_metric(labels, plan.experiment_share)
         for q in state.config.quotas:
             labels = [q.name, q.resource]
             limit.add_metric(labels, q.limit)
@@ -91,3 +130,4 @@ class QuotaCollector:
                 for model, value in parts.items():
                     model_used.add_metric([q.name, model], value)
         yield from (limit, used, member, model_used, rate, exhaustion, period_end)
+        yield from (planned, experiments)

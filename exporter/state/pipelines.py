@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 
 import numpy as np
 
 from exporter.config import Pipeline
+from exporter.stats.plan import RunCost
 
 # Run durations: a minute to a day.
 DURATION_BUCKETS = (60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0)
 MAX_RUNNING = 1000  # open runs tracked per pipeline (a crashed run never closes)
 MAX_FINISHED_IDS = 10_000  # finished run ids remembered, so a repeated record counts once
+MAX_HISTORY = 100  # finished runs' costs kept for quota plans (plan_runs <= this is used)
 
 
 class PipelineState:
@@ -24,6 +26,8 @@ class PipelineState:
         self.last_duration: float | None = None
         self.last_peak_memory: float | None = None
         self.resources = Counter()  # cpu_seconds / gpu_seconds of finished runs
+        # The last finished runs' costs, for quota plans (bounded).
+        self.history: deque[RunCost] = deque(maxlen=MAX_HISTORY)
         self.running: OrderedDict[str, float | None] = OrderedDict()  # run id -> start
         self.finished: OrderedDict[str, None] = OrderedDict()
         # Host sampling (psutil / NVML), replaced on every sample.
@@ -61,6 +65,9 @@ class PipelineState:
             self.last_success = max(self.last_success, end if end is not None else start or 0.0)
         if record.peak_memory_bytes is not None:
             self.last_peak_memory = record.peak_memory_bytes
+        self.history.append(
+            RunCost(start, end, record.cpu_seconds, record.gpu_seconds, record.peak_memory_bytes)
+        )
         used = {}
         for resource in ("cpu_seconds", "gpu_seconds"):
             value = getattr(record, resource)

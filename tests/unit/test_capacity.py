@@ -76,7 +76,7 @@ def test_estimate_quota_command(tmp_path):
         text=True,
         check=True,
     )
-    result = json.loads(out.stdout)["fraud"]
+    result = json.loads(out.stdout)["models"]["fraud"]
     assert result["peak_qps"] == 20 and result["mean_latency_seconds"] == 0.25
     assert result["concurrency"] == pytest.approx(5.0)
     assert result["replicas"] == 5  # 5 / (2 * 0.5)
