@@ -28,8 +28,8 @@ import pyarrow.parquet as pq
 
 from bench.common import CATEGORICAL, CATEGORIES, NUMERIC, OUT, pin_one_core, table
 from exporter.config import parse_config
+from exporter.sources.reference import build_reference, iter_batches, profile_batch
 from exporter.state.profiles import Profile
-from exporter.state.reference import build_reference, iter_batches, profile_batch
 from exporter.stats import drift
 
 EVIDENTLY_PY = os.path.join(

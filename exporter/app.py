@@ -34,8 +34,8 @@ from exporter.ingest import (
     TailIngest,
     checkpoint_store,
 )
+from exporter.sources.reference_builds import ReferenceBuilds
 from exporter.state.checkpoint import CheckpointStore
-from exporter.state.reference_builds import ReferenceBuilds
 from exporter.state.store import State
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class Exporter:
         # References build in the background in the running exporter (listen first, never
         # block health checks); inline where the caller wants them at once (tests, tools).
         self.references = ReferenceBuilds(state_dir, background=background_references)
-        self.state = State(config, state_dir=state_dir, references=self.references)
+        self.state = State(config, references=self.references)
         self._checkpoints: dict[str, CheckpointStore] = {}
         self.collectors = collectors
         self.ingests = self._build_ingests(self.state)
@@ -298,9 +298,7 @@ class Exporter:
     def _rebuild(self, config: Config) -> None:
         """State and sources for ``config``, keeping what did not change; raises, changing
         nothing, if any part fails."""
-        state = State(
-            config, previous=self.state, state_dir=self.state_dir, references=self.references
-        )
+        state = State(config, previous=self.state, references=self.references)
         ingests = self._build_ingests(state, previous=self.ingests)
         with self.state.lock:
             state.adopt()

@@ -251,7 +251,7 @@ def _profile(args) -> int:
     """``profile``: build (or load from the cache) every model's reference profile."""
     import time
 
-    from exporter.state.reference import ReferenceError, load_or_build
+    from exporter.sources.reference import ReferenceError, load_or_build
 
     try:
         config = load_config(args.config)

@@ -6,13 +6,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.app import Exporter
 
 
-def assert_unique_series(text: str) -> None:
-    seen: set = set()
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            key = (s.name, tuple(sorted(s.labels.items())))
-            assert key not in seen, f"duplicate series in one exposition: {key}"
-            seen.add(key)
+def assert_unique_series(text: str, parse: bool = False) -> None:
+    """No sample line (name and labels) twice; ``parse`` also runs the reference parser."""
+    samples = [line.rsplit(" ", 1)[0] for line in text.splitlines() if line and line[0] != "#"]
+    if len(set(samples)) != len(samples):
+        seen: set = set()
+        dup = next(x for x in samples if x in seen or seen.add(x))
+        raise AssertionError(f"duplicate series in one exposition: {dup}")
+    if parse:
+        list(text_string_to_metric_families(text))
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.sources.datasets import FAILURE_REASONS, SCHEMA_PROBLEMS
+from exporter.state.datasets import FAILURE_REASONS, SCHEMA_PROBLEMS
 from exporter.state.profiles import STATUSES
 from exporter.state.store import State
 

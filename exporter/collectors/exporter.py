@@ -9,8 +9,7 @@ from collections.abc import Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter import __version__
-from exporter.sources import INVALID_REASONS
-from exporter.sources.tail import FILE_ERROR_REASONS
+from exporter.state.source_stats import FILE_ERROR_REASONS, INVALID_REASONS
 from exporter.state.store import State
 
 

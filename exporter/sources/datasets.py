@@ -12,12 +12,19 @@ cannot be read is counted under a reason and retried on its next change.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from exporter.sources.reference import (
+    categorical_codes,
+    is_categorical_type,
+    is_numeric_type,
+    iter_batches,
+    numeric_matrix,
+)
+from exporter.state.datasets import FileProfile
 from exporter.state.profiles import (
     MALFORMED,
     MISSING,
@@ -28,28 +35,8 @@ from exporter.state.profiles import (
     profile_rows,
     status_counts,
 )
-from exporter.state.reference import (
-    categorical_codes,
-    is_categorical_type,
-    is_numeric_type,
-    iter_batches,
-    numeric_matrix,
-)
 
 # "error": anything else that went wrong profiling the file (details in the log).
-FAILURE_REASONS = ("empty", "corrupt", "io_error", "error")
-SCHEMA_PROBLEMS = ("missing_column", "wrong_type")
-
-
-@dataclass
-class FileProfile:
-    """What one Parquet file contributed."""
-
-    rows: int
-    features: Profile
-    label: Profile | None
-    values: np.ndarray  # (columns, len(STATUSES)) status counts
-    schema: dict[str, str] = field(default_factory=dict)  # column -> problem
 
 
 class Cancelled(Exception):

@@ -19,41 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass, field
 
 import psutil
 
 from exporter.config import Pipeline
+from exporter.state.host import GpuReading, HostSample
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GpuReading:
-    index: int
-    name: str = ""
-    uuid: str = ""
-    utilization: float | None = None  # ratio 0-1
-    memory_used: float | None = None  # bytes
-    memory_total: float | None = None
-    power_watts: float | None = None
-    temperature: float | None = None  # celsius
-    processes: dict[int, float] = field(default_factory=dict)  # pid -> GPU memory bytes
-    process_sm: dict[int, float] = field(default_factory=dict)  # pid -> SM busy ratio 0-1
-    process_memory_util: dict[int, float] = field(default_factory=dict)  # pid -> ratio 0-1
-
-
-@dataclass
-class HostSample:
-    cpu_seconds_delta: dict[str, float] = field(default_factory=dict)  # pipeline -> seconds
-    memory_bytes: dict[str, float] = field(default_factory=dict)
-    processes: dict[str, int] = field(default_factory=dict)
-    pids: dict[str, set] = field(default_factory=dict)
-    gpu_up: bool = False
-    gpu_error: str = ""
-    gpus: list[GpuReading] = field(default_factory=list)
-    # False where NVML's PIDs cannot be matched to ours (another PID namespace).
-    gpu_attribution: bool = True
 
 
 # Only this much of a command line is matched against cmdline_regex.

@@ -113,17 +113,3 @@ def classify(invalid, exc: Exception | None) -> str:
         reason = "not_json"
     invalid[reason] += 1
     return reason
-
-
-class InvalidSample:
-    """The first invalid line of a chunk and why, for a rate-limited log line."""
-
-    __slots__ = ("line", "reason")
-
-    def __init__(self):
-        self.line: bytes | None = None
-        self.reason = ""
-
-    def keep(self, line: bytes, reason: str) -> None:
-        if self.line is None:
-            self.line, self.reason = line, reason

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import msgspec
 
 from exporter.config import LabelJoin
-from exporter.sources.jsonlines import InvalidSample, classify, decode_lines
+from exporter.sources.jsonlines import classify, decode_lines
+from exporter.state.batches import InvalidSample
 
 
 @dataclass

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from exporter.sources.jsonlines import InvalidSample, classify, decode_lines
-from exporter.sources.serving_log import _parse_one
+from exporter.sources.jsonlines import classify, decode_lines
+from exporter.sources.timestamps import parse_one
+from exporter.state.batches import InvalidSample
 
 STATUSES = ("running", "succeeded", "failed")
 
@@ -42,7 +43,7 @@ def _time(value) -> float | None:
     if value is None:
         return None
     if isinstance(value, str):
-        t = _parse_one(value)
+        t = parse_one(value)
         return None if t != t else t  # NaN: unparsable
     return float(value)
 

@@ -9,52 +9,26 @@ columns out, no I/O.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import operator
 from collections import Counter
-from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
 import msgspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from exporter.config import ServingLogFormat
-from exporter.sources.jsonlines import DECODE_ERRORS, InvalidSample, decode_lines
+from exporter.sources.jsonlines import DECODE_ERRORS, decode_lines
+from exporter.sources.timestamps import timestamps
+from exporter.state.batches import InvalidSample, ParsedBatch
 
 ROLES = ("timestamp", "model", "version", "request_id", "latency", "status", "prediction")
 # A latency outside [0, this] is not a serving latency (a clock step, a unit mix-up, 1e308):
 # the request still counts, its latency is not observed and is counted as rejected.
 MAX_LATENCY_SECONDS = 86_400.0
 _STATUS_CACHE_MAX = 1024
-
-
-@dataclass
-class ParsedBatch:
-    """Columns for the valid records of a chunk; rows are records."""
-
-    lines: int = 0
-    invalid: Counter = field(default_factory=Counter)
-    rejected: Counter = field(default_factory=Counter)  # values of used lines, by field
-    sample: InvalidSample = field(default_factory=InvalidSample)  # the first invalid line
-    model: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
-    version: list = field(default_factory=list)  # str; "" when absent
-    timestamp: np.ndarray = field(default_factory=lambda: np.empty(0))  # epoch seconds
-    latency: np.ndarray = field(default_factory=lambda: np.empty(0))  # seconds, NaN if absent
-    error: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
-    request_id: list = field(default_factory=list)  # str or None
-    prediction: list = field(default_factory=list)  # float, str or None
-    numeric: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))  # NaN = no value
-    numeric_malformed: np.ndarray | None = None  # bool (rows, numeric); None = none malformed
-    categorical: list = field(default_factory=list)  # per feature: pa.StringArray (nulls: none)
-    categorical_malformed: np.ndarray | None = None
-
-    @property
-    def records(self) -> int:
-        return len(self.model)
 
 
 def _path_tree(paths: dict[str, str]) -> dict:
@@ -278,7 +252,7 @@ class ServingLogParser:
         unknown = int(n - keep.sum())
         if unknown:
             invalid["unknown_model"] += unknown
-        timestamp, ts_ok = _timestamps(col("timestamp"))
+        timestamp, ts_ok = timestamps(col("timestamp"))
         bad_ts = int((keep & ~ts_ok).sum())
         if bad_ts:
             invalid["bad_timestamp"] += bad_ts
@@ -355,33 +329,3 @@ def _getter(path: str):
         return obj
 
     return get
-
-
-def _timestamps(values: list) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch seconds from RFC 3339 strings or numbers; (seconds, parsed-ok mask)."""
-    n = len(values)
-    out = np.full(n, np.nan)
-    strings = [i for i, v in enumerate(values) if isinstance(v, str)]
-    if len(strings) < n:
-        numbers = [i for i, v in enumerate(values) if not isinstance(v, str)]
-        out[numbers] = [values[i] for i in numbers]
-    if strings:
-        texts = [values[i] for i in strings]
-        try:
-            parsed = pc.cast(pa.array(texts, pa.string()), pa.timestamp("us", tz="UTC"))
-            out[strings] = parsed.cast(pa.int64()).to_numpy(zero_copy_only=False) / 1e6
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            out[strings] = [_parse_one(t) for t in texts]
-    return out, np.isfinite(out)
-
-
-def _parse_one(text: str) -> float:
-    """RFC 3339 (a naive time is taken as UTC; ``t`` and ``z`` may be lowercase, as RFC 3339
-    allows); NaN if unparsable."""
-    try:
-        stamp = dt.datetime.fromisoformat(text.strip().upper())
-    except ValueError:
-        return math.nan
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.timestamp()

@@ -58,9 +58,6 @@ RESERVED_FDS = 64
 # First bytes of compressed files: gzip, bzip2, xz, zstd.
 COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
-# Why a file could not be read: label values of mlpipe_source_file_errors_total.
-FILE_ERROR_REASONS = ("permission_denied", "io_error", "too_many_open_files", "other")
-
 
 def error_reason(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM):

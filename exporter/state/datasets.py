@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from exporter.config import Dataset, Model
-from exporter.sources.datasets import FileProfile
 from exporter.state.compare import profile_scores
 from exporter.state.profiles import STATUSES, ColumnSpecs, Profile
 from exporter.state.reference import ReferenceProfile
@@ -26,6 +25,22 @@ class DatasetResults:
     label_skew: dict = field(default_factory=dict)  # method -> value
     label_drift: dict = field(default_factory=dict)
     schema: dict = field(default_factory=dict)  # feature -> problem, latest partition
+
+
+# Why a dataset file was not profiled, and what can be wrong with a column: label values.
+FAILURE_REASONS = ("empty", "corrupt", "io_error", "error")
+SCHEMA_PROBLEMS = ("missing_column", "wrong_type")
+
+
+@dataclass
+class FileProfile:
+    """What one Parquet file contributed."""
+
+    rows: int
+    features: Profile
+    label: Profile | None
+    values: np.ndarray  # (columns, len(STATUSES)) status counts
+    schema: dict[str, str] = field(default_factory=dict)  # column -> problem
 
 
 class DatasetState:

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from exporter.sources.serving_log import ParsedBatch
+from exporter.state.batches import ParsedBatch
 from exporter.state.versions import VersionSlots
 
 SUCCESS, ERROR = 0, 1

@@ -5,34 +5,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections import Counter
-from dataclasses import dataclass, field
 
 from exporter.config import Config, Model
-from exporter.sources.host import HostSample
 from exporter.state.datasets import DatasetState
+from exporter.state.host import HostSample
 from exporter.state.model import ModelState
 from exporter.state.pipelines import PipelineState
 from exporter.state.quota import CUMULATIVE, QuotaLedger
-from exporter.state.reference_builds import ReferenceBuilds, ReferenceStatus, reference_key
+from exporter.state.reference import ReferenceStatus, reference_key
+from exporter.state.source_stats import SourceStats
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SourceStats:
-    """Self-metrics of one input source."""
-
-    lines: Counter = field(default_factory=Counter)  # parsed / invalid
-    invalid: Counter = field(default_factory=Counter)  # by reason
-    rejected: Counter = field(default_factory=Counter)  # values of used lines, by field
-    bytes_read: int = 0
-    lag_bytes: int = 0
-    files: int = 0
-    checkpoint_failures: int = 0
-    checkpoint_ok: bool = True
-    file_errors: Counter = field(default_factory=Counter)  # by tail.FILE_ERROR_REASONS
-    files_skipped: Counter = field(default_factory=Counter)  # by reason ("compressed")
 
 
 # Model settings read only when statistics are computed: changing them in a reload keeps the
@@ -50,10 +33,10 @@ class State:
         self,
         config: Config,
         previous: State | None = None,
-        state_dir: str | None = None,
-        references: ReferenceBuilds | None = None,
+        references=None,
     ):
-        references = references or ReferenceBuilds(state_dir)
+        """``references`` answers ``get(model) -> (profile | None, status | None)`` at once
+        (sources/reference_builds.py); state never reads the training data itself."""
         self.lock = threading.Lock()
         self.config = config
         self.models: dict[str, ModelState] = {}

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from exporter.app import Exporter
 from exporter.config import parse_config
-from exporter.state.reference import BATCH_BYTES, iter_batches
+from exporter.sources.reference import BATCH_BYTES, iter_batches
 from tests.helpers import sample, serving_line, wait_for
 
 

@@ -11,7 +11,7 @@ import requests
 from exporter.app import Exporter
 from exporter.config import parse_config
 from exporter.server import MetricsServer
-from exporter.state import reference_builds
+from exporter.sources import reference_builds
 from tests.helpers import sample, serving_line, wait_for
 
 

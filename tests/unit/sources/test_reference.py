@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from exporter.config import parse_config
-from exporter.state import reference as refmod
-from exporter.state.reference import load_or_build, select_columns
+from exporter.sources import reference as refmod
+from exporter.sources.reference import load_or_build, select_columns
 
 
 def model(tmp_path, path, **extra):
@@ -109,7 +109,7 @@ SCRIPT = textwrap.dedent("""
     import resource, sys
     import numpy as np, pyarrow as pa, pyarrow.parquet as pq
     from exporter.config import parse_config
-    from exporter.state.reference import build_reference
+    from exporter.sources.reference import build_reference
     rows, path, logs = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     rng = np.random.default_rng(0)
     with pq.ParquetWriter(path, pa.schema([(f"f{i}", pa.float64()) for i in range(8)])) as w:

@@ -13,25 +13,12 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from dataclasses import dataclass
 
 from exporter.config import Model
-from exporter.state.reference import ReferenceError, ReferenceProfile, load_or_build
+from exporter.sources.reference import ReferenceError, load_or_build
+from exporter.state.reference import ReferenceProfile, ReferenceStatus, reference_key
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ReferenceStatus:
-    ok: bool
-    rows: int = 0
-    error: str = ""
-    building: bool = False
-
-
-def reference_key(model: Model) -> tuple:
-    """What a reference profile depends on in the config."""
-    return (model.name, model.reference, model.features, model.top_k, model.task)
 
 
 class ReferenceBuilds:

@@ -1,0 +1,47 @@
+"""Columnar batches of serving records, as the serving-log parser hands them to state."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class InvalidSample:
+    """The first invalid line of a chunk and why, for a rate-limited log line."""
+
+    __slots__ = ("line", "reason")
+
+    def __init__(self):
+        self.line: bytes | None = None
+        self.reason = ""
+
+    def keep(self, line: bytes, reason: str) -> None:
+        if self.line is None:
+            self.line, self.reason = line, reason
+
+
+@dataclass
+class ParsedBatch:
+    """Columns for the valid records of a chunk; rows are records."""
+
+    lines: int = 0
+    invalid: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)  # values of used lines, by field
+    sample: InvalidSample = field(default_factory=InvalidSample)  # the first invalid line
+    model: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    version: list = field(default_factory=list)  # str; "" when absent
+    timestamp: np.ndarray = field(default_factory=lambda: np.empty(0))  # epoch seconds
+    latency: np.ndarray = field(default_factory=lambda: np.empty(0))  # seconds, NaN if absent
+    error: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
+    request_id: list = field(default_factory=list)  # str or None
+    prediction: list = field(default_factory=list)  # float, str or None
+    numeric: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))  # NaN = no value
+    numeric_malformed: np.ndarray | None = None  # bool (rows, numeric); None = none malformed
+    categorical: list = field(default_factory=list)  # per feature: pa.StringArray (nulls: none)
+    categorical_malformed: np.ndarray | None = None
+
+    @property
+    def records(self) -> int:
+        return len(self.model)
