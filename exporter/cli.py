@@ -289,11 +289,18 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(0, "run")
     args = build_parser().parse_args(argv)
     if args.command == "check-config":
+        from exporter.sources.reference import check_references
+
         try:
-            load_config(args.config)
+            config = load_config(args.config)
         except ConfigError as exc:
             for line in exc.errors:
                 print(line, file=sys.stderr)
+            return 1
+        problems = check_references(config.models)
+        for line in problems:
+            print(f"{args.config}: {line}", file=sys.stderr)
+        if problems:
             return 1
         print(f"{args.config}: ok")
         return 0

@@ -138,6 +138,41 @@ def count_rows(files: list[str]) -> int:
 # --- column selection ------------------------------------------------------------------
 
 
+def check_references(models) -> list[str]:
+    """What ``run`` would only find when it reads the references: a reference without files
+    or columns, and a feature numeric in one model and categorical in another (one source
+    reads all models' features). Reads only the Parquet schemas (footers), never the data."""
+    problems: list[str] = []
+    kinds: dict[str, tuple[str, str]] = {}
+    for i, model in enumerate(models):
+        if model.reference is not None and model.features is None:
+            files = parquet_files(model.reference.path)
+            if not files:
+                problems.append(
+                    f"models[{i}].reference.path: no Parquet files match {model.reference.path!r}"
+                )
+                continue
+            try:
+                numeric, categorical = select_columns(pq.read_schema(files[0]), model)
+            except (OSError, pa.ArrowException, ReferenceError) as exc:
+                problems.append(f"models[{i}].reference.path: {files[0]}: {exc}")
+                continue
+        elif model.features is not None:
+            numeric, categorical = model.features.numeric, model.features.categorical
+        else:
+            continue
+        for kind, names in (("numeric", numeric), ("categorical", categorical)):
+            for name in names:
+                first = kinds.setdefault(name, (kind, model.name))
+                if first[0] != kind:
+                    problems.append(
+                        f"models[{i}]: feature {name!r} is {kind} here but {first[0]} in model "
+                        f"{first[1]} (from the references' column types); one source reads "
+                        "both, so list it under features with one kind in both models"
+                    )
+    return problems
+
+
 def select_columns(schema: pa.Schema, model: Model) -> tuple[list[str], list[str]]:
     """(numeric, categorical) feature columns: from the config, else from the schema."""
     if model.features is not None:

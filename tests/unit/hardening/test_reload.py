@@ -193,3 +193,34 @@ def test_a_sighup_storm_during_rename_rotation_loses_and_doubles_nothing(tmp_pat
     assert requests(e) == written[0]
     assert sample(e, "mlpipe_source_lines_total", source="serving", result="invalid") == 0
     json.loads((tmp_path / "state" / "checkpoints" / "serving.json").read_text())
+
+
+def test_check_config_reads_reference_schemas_for_feature_kinds(tmp_path):
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    for name, column in (("a", pa.array([1.0, 2.0])), ("b", pa.array(["x", "y"]))):
+        (tmp_path / name).mkdir()
+        pq.write_table(pa.table({"x": column}), tmp_path / name / "t.parquet")
+    (tmp_path / "logs").mkdir()
+    cfg = {
+        "models": [
+            {
+                "name": name,
+                "serving_logs": [str(tmp_path / "logs" / "*")],
+                "reference": {"path": str(tmp_path / name)},
+            }
+            for name in ("a", "b")
+        ]
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(
+        [sys.executable, "-m", "exporter.cli", "check-config", f"--config.file={path}"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1
+    assert "models[1]: feature 'x' is categorical here but numeric in model a" in out.stderr
