@@ -186,23 +186,25 @@ def test_process_utilisation_is_the_mean_of_new_samples(monkeypatch):
     assert out.gpus[0].process_sm == {4242: 0.0}
 
 
+def _exporter_with_process_4242(monkeypatch):
+    """An exporter whose pipeline `train` is process 4242 (the host sampler stubbed)."""
+    cfg = parse_config({"pipelines": [{"name": "train", "processes": {"pid_file": "/x"}}]})
+    e = Exporter(cfg, collectors=("compute", "gpu", "exporter"))
+    ingest = next(i for i in e.ingests if i.source == "host")
+
+    def one_process(out):
+        out.cpu_seconds_delta["train"], out.memory_bytes["train"] = 0.0, 0.0
+        out.processes["train"], out.pids["train"] = 1, {4242}
+
+    monkeypatch.setattr(ingest.sampler.processes, "sample", one_process)
+    return e, ingest
+
+
 def test_gpu_seconds_and_utilisation_per_pipeline(monkeypatch):
     samples = [_util(i, 50) for i in range(1, 4)]
     monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(samples=samples))
     monkeypatch.setattr(host, "in_host_pid_namespace", lambda: True)
-    cfg = parse_config({"pipelines": [{"name": "train", "processes": {"pid_file": "/x"}}]})
-    e = Exporter(cfg, collectors=("compute", "gpu", "exporter"))
-    ingest = next(i for i in e.ingests if i.source == "host")
-    monkeypatch.setattr(
-        ingest.sampler.processes,
-        "sample",
-        lambda out: (
-            out.cpu_seconds_delta.update(train=0.0),
-            out.memory_bytes.update(train=0.0),
-            out.processes.update(train=1),
-            out.pids.update(train={4242}),
-        ),
-    )
+    e, ingest = _exporter_with_process_4242(monkeypatch)
     ingest.step(e.state)
     ingest.last -= 2.0  # two seconds later
     samples += [_util(i, 50) for i in range(4, 8)]
@@ -219,19 +221,7 @@ def test_gpu_seconds_and_utilisation_per_pipeline(monkeypatch):
 def test_no_attribution_outside_the_host_pid_namespace(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(samples=[_util(1, 50)]))
     monkeypatch.setattr(host, "in_host_pid_namespace", lambda: False)
-    cfg = parse_config({"pipelines": [{"name": "train", "processes": {"pid_file": "/x"}}]})
-    e = Exporter(cfg, collectors=("compute", "gpu", "exporter"))
-    ingest = next(i for i in e.ingests if i.source == "host")
-    monkeypatch.setattr(
-        ingest.sampler.processes,
-        "sample",
-        lambda out: (
-            out.cpu_seconds_delta.update(train=0.0),
-            out.memory_bytes.update(train=0.0),
-            out.processes.update(train=1),
-            out.pids.update(train={4242}),  # here 4242 may be any process
-        ),
-    )
+    e, ingest = _exporter_with_process_4242(monkeypatch)  # 4242 may be any process
     ingest.step(e.state)
     assert sample(e, "mlpipe_gpu_process_attribution_available") == 0
     assert sample(e, "mlpipe_pipeline_gpu_memory_bytes", pipeline="train") is None
