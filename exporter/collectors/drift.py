@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.state.store import State
+from exporter.stats.drift import METHODS
 
 
 def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
@@ -128,6 +129,17 @@ class DriftCollector:
                 ref_building.add_metric([name], 1.0 if status.building else 0.0)
                 if status.ok:
                     ref_rows.add_metric([name], status.rows)
+        # The method registry, so rules select distances by a label instead of by name.
+        info = _gauge(
+            "mlpipe_drift_method_info",
+            "The comparison methods: direction higher_is_worse (distances: alert above the "
+            "threshold) or lower_is_worse (p-values), and the column kinds they apply to.",
+            ["method", "direction", "kinds"],
+        )
+        for name, method in METHODS.items():
+            direction = "higher_is_worse" if method.higher_is_worse else "lower_is_worse"
+            info.add_metric([name, direction, ",".join(sorted(method.kinds))], 1.0)
+        yield info
         yield from (
             feature_skew,
             feature_drift,

@@ -200,3 +200,18 @@ def test_empty_profiles_do_not_crash():
     spec_counts = NumericCounts(np.zeros(5), np.zeros(5))
     assert drift.wasserstein(np.arange(4.0), spec_counts, spec_counts, 1.0) == 0.0
     assert Profile.zeros(ColumnSpecs()).samples() == 0
+
+
+def test_the_registry_is_exported_for_rules_to_select_by_direction():
+    from exporter.app import Exporter
+    from exporter.config import parse_config
+    from exporter.stats.drift import METHODS
+
+    e = Exporter(parse_config({}))
+    for name, m in METHODS.items():
+        direction = "higher_is_worse" if m.higher_is_worse else "lower_is_worse"
+        kinds = ",".join(sorted(m.kinds))
+        got = e.registry.get_sample_value(
+            "mlpipe_drift_method_info", {"method": name, "direction": direction, "kinds": kinds}
+        )
+        assert got == 1.0
