@@ -145,8 +145,9 @@ class Exporter:
         if any(p.run_log for p in state.config.pipelines):
             source = RunLogIngest.source
             ingests.append(RunLogIngest(state, self._store(source), previous=tailer(source)))
+        old_datasets = old.get(DatasetIngest.source)
         if state.datasets:
-            ingests.append(DatasetIngest(state, previous=old.get(DatasetIngest.source)))
+            ingests.append(DatasetIngest(state, previous=old_datasets))
         gpu = "gpu" in self.collectors
         processes = "compute" in self.collectors and any(
             p.processes for p in state.config.pipelines
@@ -154,7 +155,6 @@ class Exporter:
         if gpu or processes:
             host = HostIngest(state, gpu=gpu, processes=processes, previous=old.get("host"))
             ingests.append(host)
-        old_datasets = old.get(DatasetIngest.source)
         if old_datasets is not None and not any(
             isinstance(i, DatasetIngest) and i.profiler is old_datasets.profiler for i in ingests
         ):

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from exporter.config import ServingLogFormat
-from exporter.sources.jsonlines import DECODE_ERRORS, decode_lines
+from exporter.sources.jsonlines import DECODE_ERRORS, classify, decode_lines
 from exporter.sources.timestamps import timestamps
 from exporter.state.batches import InvalidSample, ParsedBatch
 
@@ -127,8 +127,7 @@ class ServingLogParser:
 
         def on_bad(line: bytes, exc: Exception | None) -> None:
             if isinstance(exc, UnicodeDecodeError):
-                invalid["not_utf8"] += 1
-                sample.keep(line, "not_utf8")
+                sample.keep(line, classify(invalid, exc))
                 return
             before = invalid.copy()
             record = self._lenient(line, invalid)
@@ -142,9 +141,6 @@ class ServingLogParser:
             invalid["too_long"] += oversized
         batch = self._columns(fast, slow, invalid)
         batch.lines = data.count(b"\n") + oversized
-        if sample.line is None and batch.invalid:
-            reason = next(iter(batch.invalid))
-            sample.reason = reason  # counted after decoding (unknown model, bad timestamp)
         batch.sample = sample
         return batch
 

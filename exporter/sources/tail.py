@@ -36,6 +36,7 @@ import glob
 import hashlib
 import logging
 import os
+import re
 import resource
 import time
 from collections import Counter
@@ -188,6 +189,12 @@ class FileTailer:
         self.source = source
         self.patterns = list(patterns)
         self.exclude = list(exclude)
+        # Compiled once: the match runs on every file at every discovery.
+        self._excluded = (
+            re.compile("|".join(fnmatch.translate(os.path.expanduser(x)) for x in exclude))
+            if exclude
+            else None
+        )
         self.checkpoints = checkpoints
         self.max_line_bytes = max_line_bytes
         self.rotate_wait = rotate_wait
@@ -217,12 +224,8 @@ class FileTailer:
         found: set[str] = set()
         for pattern in self.patterns:
             found.update(p for p in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(p))
-        if self.exclude:
-            found = {
-                p
-                for p in found
-                if not any(fnmatch.fnmatch(p, os.path.expanduser(x)) for x in self.exclude)
-            }
+        if self._excluded is not None:
+            found = {p for p in found if not self._excluded.match(p)}
         return sorted(found)
 
     def _failed(self, path: str, exc: OSError, now: float) -> None:
@@ -516,11 +519,6 @@ class FileTailer:
         for fp in [fp for fp, i in self.identities.items() if fp not in referenced]:
             if self.identities[fp].offset == self.identities[fp].read_offset:
                 del self.identities[fp]
-
-    def rewind(self) -> None:
-        """Forget uncommitted reads (the caller failed to apply them)."""
-        for ident in self.identities.values():
-            ident.read_offset = ident.offset
 
     @staticmethod
     def _os_open(path: str) -> int:
