@@ -13,9 +13,7 @@ from exporter.sources.reader import read_complete_lines
 from exporter.sources.runs import RunLogParser
 from exporter.sources.serving_log import ServingLogParser
 from exporter.stats.capacity import estimate
-from exporter.stats.plan import RunCost, plan_pipeline, plan_quota
-
-DAY = 86400.0
+from exporter.stats.plan import RunCost, plan_quotas
 
 
 def collect(config: Config, models: list[str], window: float) -> dict[str, tuple]:
@@ -70,27 +68,13 @@ def run_costs(config: Config) -> dict[str, list[RunCost]]:
 
 def plans(config: Config) -> tuple[dict, dict]:
     """(pipeline plans per quota, quota plans) for every quota of pipelines."""
-    costs = run_costs(config)
+    pipelines = {p.name: p for p in config.pipelines}
     by_pipeline: dict[str, dict] = {}
     quotas: dict[str, dict] = {}
-    for q in config.quotas:
-        if q.resource == "requests_per_second":
-            continue
-        members = []
-        for name in q.pipelines:
-            p = config.pipeline(name)
-            plan = plan_pipeline(
-                name,
-                p.kind,
-                costs[name],
-                q.period,
-                p.expected_interval,
-                q.plan_headroom,
-                q.plan_runs,
-            )
-            members.append(plan)
-            by_pipeline.setdefault(name, {})[q.name] = plan.as_dict()
-        quotas[q.name] = plan_quota(q.name, q.resource, q.limit, q.period, members).as_dict()
+    for quota, members in plan_quotas(config.quotas, pipelines, run_costs(config)):
+        for plan in members:
+            by_pipeline.setdefault(plan.pipeline, {})[quota.quota] = plan.as_dict()
+        quotas[quota.quota] = quota.as_dict()
     return by_pipeline, quotas
 
 

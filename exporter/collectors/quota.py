@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from exporter.state.store import State
-from exporter.stats.plan import QuotaPlan, plan_pipeline, plan_quota
+from exporter.stats.plan import plan_quotas
 
 
 def _current_qps(state: State, model: str, now: float) -> float:
@@ -30,29 +30,6 @@ def _current_qps(state: State, model: str, now: float) -> float:
     if not hit.any():
         return 0.0
     return float(ring.arrays["records"][hit].sum()) / ring.bucket_seconds
-
-
-def quota_plans(state: State) -> list[QuotaPlan]:
-    """Plans of the pipeline quotas (cpu, gpu, memory) from the runs the run log showed."""
-    out = []
-    for q in state.config.quotas:
-        if q.resource == "requests_per_second":
-            continue  # serving: the replica estimate plans it (mlpipe_serving_estimated_replicas)
-        plans = [
-            plan_pipeline(
-                name,
-                ps.pipeline.kind,
-                list(ps.history),
-                q.period,
-                ps.pipeline.expected_interval,
-                q.plan_headroom,
-                q.plan_runs,
-            )
-            for name in q.pipelines
-            if (ps := state.pipelines.get(name)) is not None
-        ]
-        out.append(plan_quota(q.name, q.resource, q.limit, q.period, plans))
-    return out
 
 
 class QuotaCollector:
@@ -102,7 +79,9 @@ class QuotaCollector:
             labels=qr,
         )
         now = time.time()
-        for plan in quota_plans(state):
+        pipelines = {name: ps.pipeline for name, ps in state.pipelines.items()}
+        costs = {name: ps.history for name, ps in state.pipelines.items()}
+        for plan, _ in plan_quotas(state.config.quotas, pipelines, costs):
             labels = [plan.quota, plan.resource]
             planned.add_metric(labels, plan.planned)
             experiments.add_metric(labels, plan.experiment_share)

@@ -33,7 +33,8 @@ class State:
         self,
         config: Config,
         previous: State | None = None,
-        references=None,
+        *,
+        references,
     ):
         """``references`` answers ``get(model) -> (profile | None, status | None)`` at once
         (sources/reference_builds.py); state never reads the training data itself."""

@@ -136,3 +136,31 @@ def plan_quota(
     experiments = sum(by_pipeline.get(p.pipeline, 0.0) for p in plans if p.kind == "experiment")
     share = experiments / planned if planned > 0 else 0.0
     return QuotaPlan(quota, resource, limit, period, planned, share, by_pipeline, unknown)
+
+
+def plan_quotas(quotas, pipelines: dict, costs: dict) -> list[tuple[QuotaPlan, list]]:
+    """(quota plan, its pipelines' plans) for every pipeline quota of the config.
+
+    ``pipelines`` maps names to their config (``kind``, ``expected_interval``), ``costs``
+    names to their finished runs' costs. Serving quotas (requests per second) are left to
+    the replica estimate.
+    """
+    out = []
+    for q in quotas:
+        if q.resource == "requests_per_second":
+            continue
+        members = [
+            plan_pipeline(
+                name,
+                pipelines[name].kind,
+                list(costs.get(name, ())),
+                q.period,
+                pipelines[name].expected_interval,
+                q.plan_headroom,
+                q.plan_runs,
+            )
+            for name in q.pipelines
+            if name in pipelines
+        ]
+        out.append((plan_quota(q.name, q.resource, q.limit, q.period, members), members))
+    return out
