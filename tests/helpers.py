@@ -26,7 +26,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what="condition"):
+    """Poll ``predicate`` until truthy; ``what`` (text, or a callable giving it at the
+    timeout) says what was awaited and how far it got."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -34,6 +36,7 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str 
         if last:
             return last
         time.sleep(interval)
+    what = what() if callable(what) else what
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 

@@ -21,6 +21,14 @@ def write_config(path, logs, pattern="*.jsonl*", **model):
     path.write_text(yaml.safe_dump(cfg))
 
 
+def replace_text(path, text: str) -> None:
+    """Write ``text`` as config tools (and Kubernetes' ConfigMap volumes) do: whole, by a
+    rename. A truncate-then-write can be read half-done: ``models: []`` is a valid config."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def requests(e, version="v1"):
     return sum(
         sample(e, "mlpipe_serving_requests_total", model="fraud", version=version, outcome=o) or 0
@@ -177,16 +185,20 @@ def test_a_sighup_storm_during_rename_rotation_loses_and_doubles_nothing(tmp_pat
     deadline = time.monotonic() + 6
     i = 0
     while time.monotonic() < deadline:
-        cfg_path.write_text(good if i % 2 else bad)
+        replace_text(cfg_path, good if i % 2 else bad)
         e.request_reload()
         i += 1
         time.sleep(0.05)
     stop.set()
     t.join()
-    cfg_path.write_text(good)
+    replace_text(cfg_path, good)
     e.request_reload()
     # Rotated files drain (closed 5 s after their last growth), then nothing is left.
-    wait_for(lambda: requests(e) == written[0], timeout=60, what="every line counted")
+    wait_for(
+        lambda: requests(e) == written[0],
+        timeout=60,
+        what=lambda: f"every line counted ({requests(e)} of {written[0]})",
+    )
     time.sleep(1)
     e.stop()
     assert written[0] > 3000
