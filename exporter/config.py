@@ -108,6 +108,18 @@ class Canary:
 
 
 @dataclass(frozen=True)
+class DriftVerdict:
+    """How "drifted" is decided (docs/statistics.md): a test per column, corrected across
+    the model's columns so that with no drift a window is flagged at most this often."""
+
+    false_alarm_rate: float = 0.01  # α, per model, comparison and window
+    correction: Literal["benjamini_hochberg", "bonferroni"] = "benjamini_hochberg"
+    # Practical significance: also require this share of traffic to have moved (the KS
+    # statistic for numeric columns, total variation for categorical). 0: off.
+    min_effect: float = 0.0
+
+
+@dataclass(frozen=True)
 class LabelJoin:
     # Predictions waiting for their label; the oldest are evicted (and counted) past this.
     max_pending: int = 200_000
@@ -138,6 +150,7 @@ class Model:
     features: FeatureSet | None = None
     windows: Windows = Windows()
     thresholds: dict[str, float] = field(default_factory=dict)
+    drift: DriftVerdict = DriftVerdict()
     quality_thresholds: dict[str, float] = field(default_factory=dict)
     canary: Canary = Canary()
     max_versions: int = 5
@@ -482,6 +495,11 @@ def _validate_model(m: Model, p: str, errors: list[str]) -> None:
                 f"{p}.quality_thresholds.{metric}: unknown metric "
                 f"(known: {', '.join(QUALITY_METRICS)})"
             )
+    d = m.drift or DriftVerdict()
+    if not 0 < d.false_alarm_rate < 1:
+        errors.append(f"{p}.drift.false_alarm_rate: must be in (0, 1), got {d.false_alarm_rate}")
+    if not 0 <= d.min_effect < 1:
+        errors.append(f"{p}.drift.min_effect: must be in [0, 1), got {d.min_effect}")
     c = m.capacity
     if c is not None:
         if c.target_utilization is not None and not 0 < c.target_utilization <= 1:

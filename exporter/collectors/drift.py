@@ -97,8 +97,101 @@ class DriftCollector:
             "1 for the version canaries are compared with (config, else the busiest).",
             ["model", "version"],
         )
+        fc = ["model", "feature", "comparison"]
+        vc = ["model", "version", "comparison"]
+        mc = ["model", "comparison"]
+        families = {
+            "feature": (
+                _gauge(
+                    "mlpipe_feature_drifted",
+                    "1 if the feature's window differs from the reference (skew) or the previous "
+                    "window (drift) beyond chance, after correction across the model's columns.",
+                    fc,
+                ),
+                _gauge(
+                    "mlpipe_feature_drift_pvalue",
+                    "p-value of the feature's two-sample test (KS and decile chi-squared for "
+                    "numbers, chi-squared for categories), before correction.",
+                    fc,
+                ),
+                _gauge(
+                    "mlpipe_feature_drift_effect",
+                    "Share of traffic that moved: the KS statistic (numbers) or the total "
+                    "variation distance (categories).",
+                    fc,
+                ),
+            ),
+            "prediction": (
+                _gauge(
+                    "mlpipe_prediction_drifted",
+                    "1 if a version's predictions differ beyond chance (as "
+                    "mlpipe_feature_drifted).",
+                    vc,
+                ),
+                _gauge("mlpipe_prediction_drift_pvalue", "p-value of the predictions' test.", vc),
+                _gauge(
+                    "mlpipe_prediction_drift_effect",
+                    "Share of predictions that moved (KS or total variation).",
+                    vc,
+                ),
+            ),
+            "label": (
+                _gauge(
+                    "mlpipe_label_drifted",
+                    "1 if joined labels differ beyond chance (as mlpipe_feature_drifted).",
+                    mc,
+                ),
+                _gauge("mlpipe_label_drift_pvalue", "p-value of the labels' test.", mc),
+                _gauge(
+                    "mlpipe_label_drift_effect",
+                    "Share of labels that moved (KS or total variation).",
+                    mc,
+                ),
+            ),
+        }
+        drifted_features = _gauge(
+            "mlpipe_model_drifted_features",
+            "Features of the model decided drifted in the current window.",
+            mc,
+        )
+        tested = _gauge(
+            "mlpipe_drift_tested_columns",
+            "Columns (features, predictions per version, labels) tested together, the family "
+            "the false-alarm rate is held over.",
+            mc,
+        )
+        pvalue_threshold = _gauge(
+            "mlpipe_drift_pvalue_threshold",
+            "The p-value at or below which a column is drifted now (Benjamini-Hochberg or "
+            "Bonferroni at the false-alarm rate).",
+            mc,
+        )
+        alpha = _gauge(
+            "mlpipe_drift_false_alarm_rate",
+            "The configured chance, with no drift, that a window flags any of the model's "
+            "columns (per comparison).",
+            ["model"],
+        )
         for name, ms in state.models.items():
             r = ms.results
+            alpha.add_metric([name], ms.model.drift.false_alarm_rate)
+            counts = {}
+            for key, (p, effect) in r.tests.items():
+                kind, column, comparison = key
+                flagged, pvalue, size = families[kind]
+                labels = [name, comparison] if kind == "label" else [name, column, comparison]
+                flagged.add_metric(labels, 1.0 if key in r.drifted else 0.0)
+                pvalue.add_metric(labels, p)
+                size.add_metric(labels, effect)
+                tested_n, drifted_n = counts.get(comparison, (0, 0))
+                counts[comparison] = (
+                    tested_n + 1,
+                    drifted_n + (kind == "feature" and key in r.drifted),
+                )
+            for comparison, (tested_n, drifted_n) in counts.items():
+                tested.add_metric([name, comparison], tested_n)
+                drifted_features.add_metric([name, comparison], drifted_n)
+                pvalue_threshold.add_metric([name, comparison], r.pvalue_threshold[comparison])
             if r.stable_version is not None:
                 stable.add_metric([name, r.stable_version], 1.0)
             for (feature, method), value in r.feature_skew.items():
@@ -140,6 +233,9 @@ class DriftCollector:
             direction = "higher_is_worse" if method.higher_is_worse else "lower_is_worse"
             info.add_metric([name, direction, ",".join(sorted(method.kinds))], 1.0)
         yield info
+        for family in families.values():
+            yield from family
+        yield from (drifted_features, tested, pvalue_threshold, alpha)
         yield from (
             feature_skew,
             feature_drift,

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 SAMPLE_SIZE = 100_000
 BATCH_ROWS = 65_536
 MAX_TRACKED_CATEGORIES = 100_000  # per column in pass 1; beyond it the tail is pruned
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class ReferenceError(Exception):
@@ -416,6 +416,7 @@ def _specs_to_dict(specs: ColumnSpecs) -> dict:
                 "name": s.name,
                 "values": list(s.values),
                 "vocabulary": sorted(s.vocabulary) if s.vocabulary is not None else None,
+                "new_value_share": s.new_value_share,
             }
             for s in specs.categorical
         ],
@@ -435,6 +436,7 @@ def _specs_from_dict(d: dict) -> ColumnSpecs:
             s["name"],
             tuple(s["values"]),
             frozenset(s["vocabulary"]) if s["vocabulary"] is not None else None,
+            s["new_value_share"],
         )
         for s in d["categorical"]
     ]

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from exporter.config import Model
-from exporter.state.compare import column_scores, profile_scores
+from exporter.state.compare import column_scores, column_test, profile_scores, profile_tests
 from exporter.state.join import JoinBuffer
 from exporter.state.profiles import (
     MALFORMED,
@@ -32,7 +32,7 @@ from exporter.state.reference import ColumnProfile, ReferenceProfile
 from exporter.state.serving import ServingCounters
 from exporter.state.versions import VersionSlots
 from exporter.state.windows import BucketRing
-from exporter.stats import drift, quality
+from exporter.stats import drift, quality, verdict
 from exporter.stats.capacity import replicas_for
 
 POSITIVE_LABELS = frozenset({"1", "true"})
@@ -50,6 +50,11 @@ class Results:
     prediction_divergence: dict = field(default_factory=dict)
     label_skew: dict = field(default_factory=dict)  # method -> value
     label_drift: dict = field(default_factory=dict)
+    # (kind, name, comparison) -> (p-value, effect); kind feature|prediction|label, name the
+    # feature, the version, or "" for labels; comparison skew|drift.
+    tests: dict = field(default_factory=dict)
+    drifted: set = field(default_factory=set)  # keys of ``tests`` decided drifted
+    pvalue_threshold: dict = field(default_factory=dict)  # comparison -> threshold in force
     window_samples: dict = field(default_factory=dict)  # version -> records in the window
     quality: dict = field(default_factory=dict)  # (version, metric) -> value
     capacity: dict = field(default_factory=dict)  # peak_qps, concurrency, replicas
@@ -349,16 +354,46 @@ class ModelState:
             base = self.reference.features.profile
             r.feature_skew = profile_scores(self.specs, base, cur, minimum)
             r.feature_drift = profile_scores(self.specs, prev, cur, minimum)
+            for comparison, other in (("skew", base), ("drift", prev)):
+                tests = profile_tests(
+                    self.specs, other, cur, minimum, reference=comparison == "skew"
+                )
+                for feature, t in tests.items():
+                    r.tests[("feature", feature, comparison)] = t
         if self.prediction_spec is not None:
             self._prediction_scores(now, minimum, r)
         if self.label_spec is not None:
             cur, prev = self._label_counts(now, 0), self._label_counts(now, 1)
             r.label_skew = column_scores(self.label_spec, self.label_ref, cur, minimum)
             r.label_drift = column_scores(self.label_spec, prev, cur, minimum)
+            self._test("label", "", self.label_spec, self.label_ref, prev, cur, minimum, r)
+        self._verdicts(r)
         self._quality(now, r)
         self._capacity(now, r)
         self.results = r
         return r
+
+    @staticmethod
+    def _test(kind, name, spec, reference, previous, current, minimum, r: Results) -> None:
+        """One column's skew and drift tests into ``r.tests``."""
+        for comparison, base in (("skew", reference), ("drift", previous)):
+            t = column_test(spec, base, current, minimum, reference=comparison == "skew")
+            if t is not None:
+                r.tests[(kind, name, comparison)] = t
+
+    def _verdicts(self, r: Results) -> None:
+        """Decide which columns drifted, per comparison, at the model's false-alarm rate."""
+        v = self.model.drift
+        for comparison in ("skew", "drift"):
+            keys = [k for k in r.tests if k[2] == comparison]
+            if not keys:
+                continue
+            pvalues = np.array([r.tests[k][0] for k in keys])
+            drifted, threshold = verdict.decide(pvalues, v.false_alarm_rate, v.correction)
+            r.pvalue_threshold[comparison] = threshold
+            for key, flagged in zip(keys, drifted, strict=True):
+                if flagged and r.tests[key][1] >= v.min_effect:
+                    r.drifted.add(key)
 
     def _window_profile(self, now: float, back: int) -> Profile:
         ring = self.ring
@@ -387,6 +422,7 @@ class ModelState:
                 r.prediction_skew[(version, method)] = value
             for method, value in column_scores(spec, prev, cur, minimum).items():
                 r.prediction_drift[(version, method)] = value
+            self._test("prediction", version, spec, self.prediction_ref, prev, cur, minimum, r)
         stable = self.model.canary.stable_version
         by_name = dict((v, s) for s, v in tracked)
         if stable not in by_name:

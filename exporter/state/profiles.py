@@ -135,24 +135,38 @@ class CategoricalSpec:
     values: tuple[str, ...]  # top K, most frequent first
     vocabulary: frozenset[str] | None  # every reference value, or None if there were too many
     lookup: dict = field(compare=False, repr=False, hash=False, default_factory=dict)
+    # Good–Turing: the chance that the next value is one the reference never had is about
+    # N1 / rows (N1: values seen once). Kept as an upper estimate, three standard errors up
+    # (Esty's variance, (N1 + 2 N2) / rows², N2: values seen twice). Unseen values arrive at
+    # this rate with no drift at all (a long tail); the skew verdict tests against it.
+    new_value_share: float = 0.0
 
     @property
     def bins(self) -> int:
         return len(self.values) + 2  # + other, unseen
 
     @classmethod
-    def build(cls, name: str, values: tuple[str, ...], vocabulary: frozenset[str] | None):
+    def build(
+        cls,
+        name: str,
+        values: tuple[str, ...],
+        vocabulary: frozenset[str] | None,
+        new_value_share: float = 0.0,
+    ):
         lookup = {v: i for i, v in enumerate(values)}
         for v in vocabulary or ():
             lookup.setdefault(v, len(values))
-        return cls(name, tuple(values), vocabulary, lookup)
+        return cls(name, tuple(values), vocabulary, lookup, new_value_share)
 
     @classmethod
     def from_counts(cls, name: str, counts: dict[str, int], top_k: int, complete: bool):
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         values = tuple(v for v, _ in ranked[:top_k])
         vocabulary = frozenset(counts) if complete and len(counts) <= VOCABULARY_LIMIT else None
-        return cls.build(name, values, vocabulary)
+        once = sum(1 for c in counts.values() if c == 1)
+        twice = sum(1 for c in counts.values() if c == 2)
+        share = (once + 1 + 3 * math.sqrt(once + 2 * twice + 1)) / (sum(counts.values()) + 1)
+        return cls.build(name, values, vocabulary, share)
 
     def _default(self) -> int:
         # Beyond the top K: "other" if the reference had it (or we cannot tell), else unseen.

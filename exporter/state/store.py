@@ -20,7 +20,14 @@ log = logging.getLogger(__name__)
 
 # Model settings read only when statistics are computed: changing them in a reload keeps the
 # model's counters and windows (they do not change what was counted).
-RECOUNT_FREE = ("thresholds", "quality_thresholds", "canary", "min_samples", "capacity")
+RECOUNT_FREE = (
+    "thresholds",
+    "drift",
+    "quality_thresholds",
+    "canary",
+    "min_samples",
+    "capacity",
+)
 
 
 def counts_alike(old: Model, new: Model) -> bool:
