@@ -204,7 +204,7 @@ def simulation_error(rate: float, windows: int) -> float:
 # --- Evidently, in its own venv -----------------------------------------------------------
 
 
-def evidently_rates(shape, sizes, windows, seed, cols) -> dict | None:
+def evidently_rates(shape, sizes, windows, seed, cols, reference_rows) -> dict | None:
     """Evidently's default per-column test on raw samples: {(n, shift): flagged rate}."""
     if not os.path.exists(EVIDENTLY_PY):
         return None
@@ -213,7 +213,7 @@ def evidently_rates(shape, sizes, windows, seed, cols) -> dict | None:
         jobs = []
         for n in sizes:
             for shift in (None, *cols[0].shifts.keys() - {None}):
-                ref = _raw(shape, rng, 20_000, None)
+                ref = _raw(shape, rng, reference_rows, None)
                 cur = np.stack([_raw(shape, rng, n, shift) for _ in range(windows)])
                 path = os.path.join(tmp, f"{n}-{shift}.npz")
                 np.savez(path, ref=ref, cur=cur)
@@ -287,7 +287,12 @@ def main() -> None:
                 detections.append((shape, shift, comparison, rates))
         if not args.no_evidently:
             ev = evidently_rates(
-                shape, [n for n in sizes if n <= 10_000], args.evidently_windows, 7, cols
+                shape,
+                [n for n in sizes if n <= 10_000],
+                args.evidently_windows,
+                7,
+                cols,
+                args.reference,
             )
             if ev is not None:
                 detections.append((shape, "evidently", "skew", ev))

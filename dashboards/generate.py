@@ -303,6 +303,30 @@ def drift():
         [MODEL, FEATURE],
         [
             panel(
+                "Drifted columns per model",
+                f"mlpipe_model_drifted_features{{{M}}}",
+                legend="{{model}} {{comparison}}",
+                desc="Features decided drifted (skew: vs training; drift: vs the previous "
+                "window), at the model's false-alarm rate (mlpipe_drift_false_alarm_rate) "
+                "whatever the traffic. This is what pages (MlpipeModelSkew, MlpipeModelDrift).",
+            ),
+            panel(
+                "Share of traffic moved, by feature",
+                f'mlpipe_feature_drift_effect{{{M},feature=~"$feature"}}',
+                unit="percentunit",
+                legend="{{feature}} {{comparison}}",
+                desc="The effect size: KS statistic (numbers) or total variation (categories).",
+            ),
+            panel(
+                "Skew p-value vs the threshold in force",
+                [
+                    f'mlpipe_feature_drift_pvalue{{{M},feature=~"$feature",comparison="skew"}}',
+                    f'mlpipe_drift_pvalue_threshold{{{M},comparison="skew"}}',
+                ],
+                legend=["{{feature}}", "threshold"],
+                desc="Below the threshold (Benjamini-Hochberg at the false-alarm rate): drifted.",
+            ),
+            panel(
                 "Worst features by skew (PSI)",
                 f'topk(10, mlpipe_feature_skew{{{M},method="psi"}})',
                 "bargauge",
@@ -316,12 +340,9 @@ def drift():
                 legend="{{feature}}",
             ),
             panel(
-                "Feature skew vs threshold (PSI)",
-                [
-                    f'mlpipe_feature_skew{{{M},feature=~"$feature",method="psi"}}',
-                    f'mlpipe_drift_threshold{{{M},method="psi"}}',
-                ],
-                legend=["{{feature}}", "threshold"],
+                "Feature skew (PSI, an effect size)",
+                f'mlpipe_feature_skew{{{M},feature=~"$feature",method="psi"}}',
+                legend="{{feature}}",
             ),
             panel(
                 "Feature drift, window vs previous (PSI)",

@@ -160,3 +160,19 @@ def decide(pvalues: np.ndarray, alpha: float, correction: str = "benjamini_hochb
     k = int(passed[-1]) + 1 if passed.size else 0
     threshold = alpha * max(k, 1) / m
     return (p <= threshold) if k else np.zeros(m, bool), threshold
+
+
+def fleet_threshold(alpha: float, columns: int, categories: int, n_eff: float) -> float:
+    """The distance above which a column is drifted by the rule PromQL can evaluate from
+    merged counters (docs/statistics.md#the-same-rule-in-prometheus): the largest share
+    difference (the KS statistic at bucket edges for numbers, L∞ over the ``categories``
+    for categories) against √(ln(2·categories·columns/α) / (2·n_eff)).
+
+    Hoeffding's inequality for a difference of two sample shares (bounded terms of ranges
+    1/n and 1/m) gives P(|Δ share - Δ true| ≥ t) ≤ 2·exp(-2·n_eff·t²); a union over the
+    categories and a Bonferroni split of α over the model's columns bound the model's
+    false-alarm rate by α at every n. Conservative: the exporter's own tests catch more.
+    """
+    if n_eff <= 0:
+        return math.inf
+    return math.sqrt(math.log(2 * max(categories, 1) * max(columns, 1) / alpha) / (2 * n_eff))

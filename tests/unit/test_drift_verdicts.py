@@ -64,7 +64,11 @@ def test_quiet_models_stay_quiet_and_a_half_sigma_shift_is_flagged(tmp_path):
             exporter, "mlpipe_prediction_drifted", model=name, version="v1", comparison="skew"
         )
         assert None not in features and pred is not None, name
-        return [f for f, v in zip(("amount", "age", "score", "country", "device"), features) if v]
+        return [
+            f
+            for f, v in zip(("amount", "age", "score", "country", "device"), features, strict=True)
+            if v
+        ]
 
     # 20 models x 6 columns at alpha 0.01 per model: 0.2 false alarms expected.
     assert sum(bool(flagged(m)) for m in QUIET) <= 1

@@ -91,3 +91,19 @@ def test_a_half_sigma_shift_is_caught_at_a_thousand():
     cols = [Column("normal", 20_000, rng, truth_rows=400_000) for _ in range(6)]
     detected, _ = run_cell(cols, rng, 1000, "skew", 100, shifted="mean+0.5sd", alpha=0.01)
     assert detected == 1.0
+
+
+def test_the_prometheus_rule_holds_alpha_by_simulation():
+    # 8 categorical columns of 50 levels, n = 300 against a 20 000-row reference.
+    rng = np.random.default_rng(4)
+    p = 1.0 / np.arange(1, 51)
+    p /= p.sum()
+    alpha, columns, n, m, windows = 0.05, 8, 300, 20_000, 2000
+    threshold = verdict.fleet_threshold(alpha, columns, 50, n * m / (n + m))
+    ref = rng.multinomial(m, p, size=(windows, columns)) / m
+    cur = rng.multinomial(n, p, size=(windows, columns)) / n
+    linf = np.abs(ref - cur).max(axis=2)
+    per_model = (linf > threshold).any(axis=1).mean()
+    assert per_model <= alpha
+    # ...and it still sees a category moving from 5 % to 15 % at n = 1 000.
+    assert verdict.fleet_threshold(alpha, columns, 50, 1000 * m / (1000 + m)) < 0.1
