@@ -125,11 +125,18 @@ def categorical_pvalue(
     tv = 0.5 * float(np.abs(_shares(reference) - _shares(current)).sum())
     if new_value_share is None:
         return pooled_chi2(reference, current, keep_apart=len(reference) - 1)[2], tv
-    rest = slice(len(reference) - 2, None)
-    p_known = pooled_chi2(
-        np.append(reference[:-2], reference[rest].sum()),
-        np.append(current[:-2], current[rest].sum()),
-    )[2]
+    top_ref, top_cur = reference[:-2], current[:-2]
+    rest_ref, rest_cur = reference[-2:].sum(), current[-2:].sum()
+    if reference[-2] > 0 and len(top_ref):
+        # The top K were chosen by these very counts: those that made the cut by a few
+        # standard errors are biased upwards (the winner's curse), enough to matter when a
+        # window is as large as the reference. They join the rest.
+        cutoff = top_ref.min()
+        near = top_ref < cutoff + 3 * math.sqrt(cutoff)
+        rest_ref += top_ref[near].sum()
+        rest_cur += top_cur[near].sum()
+        top_ref, top_cur = top_ref[~near], top_cur[~near]
+    p_known = pooled_chi2(np.append(top_ref, rest_ref), np.append(top_cur, rest_cur))[2]
     n, unseen = int(current.sum()), int(current[-1])
     share = max(new_value_share, 1.0 / (float(reference.sum()) + 1))
     p_unseen = float(bdtrc(unseen - 1, n, share)) if unseen > 0 else 1.0
