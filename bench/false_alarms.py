@@ -9,7 +9,7 @@ distribution and profiled with the exporter's own specs (reference-quantile bins
 Each window is what the exporter would hold after binning ``n`` records from the truth: a
 multinomial draw over the bins' true probabilities (exactly the distribution of binned
 counts, at O(bins) instead of O(n)). A model has ``--features`` independent features of
-the shape; its verdict is the exporter's (state/compare.column_test, stats/verdict.decide,
+the shape; its verdict is the exporter's (state/compare.column_compare, stats/verdict.decide,
 Benjamini–Hochberg at ``--alpha``).
 
 - skew: window vs the reference profile; drift: window vs the previous window (both n).
@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
 
-from exporter.state.compare import column_test
+from exporter.state.compare import column_compare
 from exporter.state.profiles import CategoricalSpec, NumericSpec
 from exporter.stats import drift, verdict
 
@@ -181,7 +181,7 @@ def model_verdicts(cols, rng, n, comparison, shifted=None, alpha=0.01):
         shift = shifted if j == 0 else None
         cur = col.window(rng, n, shift)
         base = col.reference if comparison == "skew" else col.window(rng, n)
-        test = column_test(col.spec, base, cur, 1, reference=comparison == "skew")
+        _, test = column_compare(col.spec, base, cur, 1, reference=comparison == "skew")
         pvalues.append(test[0])
     return verdict.decide(np.array(pvalues), alpha)[0]
 

@@ -175,7 +175,6 @@ class DriftCollector:
         for name, ms in state.models.items():
             r = ms.results
             alpha.add_metric([name], ms.model.drift.false_alarm_rate)
-            counts = {}
             for key, (p, effect) in r.tests.items():
                 kind, column, comparison = key
                 flagged, pvalue, size = families[kind]
@@ -183,15 +182,13 @@ class DriftCollector:
                 flagged.add_metric(labels, 1.0 if key in r.drifted else 0.0)
                 pvalue.add_metric(labels, p)
                 size.add_metric(labels, effect)
-                tested_n, drifted_n = counts.get(comparison, (0, 0))
-                counts[comparison] = (
-                    tested_n + 1,
-                    drifted_n + (kind == "feature" and key in r.drifted),
-                )
-            for comparison, (tested_n, drifted_n) in counts.items():
-                tested.add_metric([name, comparison], tested_n)
-                drifted_features.add_metric([name, comparison], drifted_n)
-                pvalue_threshold.add_metric([name, comparison], r.pvalue_threshold[comparison])
+            # A comparison has a threshold exactly when it tested a column.
+            for comparison, in_force in r.pvalue_threshold.items():
+                keys = [k for k in r.tests if k[2] == comparison]
+                features = sum(k[0] == "feature" and k in r.drifted for k in keys)
+                tested.add_metric([name, comparison], len(keys))
+                drifted_features.add_metric([name, comparison], features)
+                pvalue_threshold.add_metric([name, comparison], in_force)
             if r.stable_version is not None:
                 stable.add_metric([name, r.stable_version], 1.0)
             for (feature, method), value in r.feature_skew.items():

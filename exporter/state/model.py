@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from exporter.config import Model
-from exporter.state.compare import column_scores, column_test, profile_scores, profile_tests
+from exporter.state.compare import column_compare, column_scores, profile_compare
 from exporter.state.join import JoinBuffer
 from exporter.state.profiles import (
     MALFORMED,
@@ -352,21 +352,22 @@ class ModelState:
             cur = self._window_profile(now, 0)
             prev = self._window_profile(now, 1)
             base = self.reference.features.profile
-            r.feature_skew = profile_scores(self.specs, base, cur, minimum)
-            r.feature_drift = profile_scores(self.specs, prev, cur, minimum)
-            for comparison, other in (("skew", base), ("drift", prev)):
-                tests = profile_tests(
-                    self.specs, other, cur, minimum, reference=comparison == "skew"
-                )
+            r.feature_skew, skew_tests = profile_compare(
+                self.specs, base, cur, minimum, reference=True
+            )
+            r.feature_drift, drift_tests = profile_compare(
+                self.specs, prev, cur, minimum, reference=False
+            )
+            for comparison, tests in (("skew", skew_tests), ("drift", drift_tests)):
                 for feature, t in tests.items():
                     r.tests[("feature", feature, comparison)] = t
         if self.prediction_spec is not None:
             self._prediction_scores(now, minimum, r)
         if self.label_spec is not None:
             cur, prev = self._label_counts(now, 0), self._label_counts(now, 1)
-            r.label_skew = column_scores(self.label_spec, self.label_ref, cur, minimum)
-            r.label_drift = column_scores(self.label_spec, prev, cur, minimum)
-            self._test("label", "", self.label_spec, self.label_ref, prev, cur, minimum, r)
+            r.label_skew, r.label_drift = self._compare(
+                "label", "", self.label_spec, self.label_ref, prev, cur, minimum, r
+            )
         self._verdicts(r)
         self._quality(now, r)
         self._capacity(now, r)
@@ -374,12 +375,17 @@ class ModelState:
         return r
 
     @staticmethod
-    def _test(kind, name, spec, reference, previous, current, minimum, r: Results) -> None:
-        """One column's skew and drift tests into ``r.tests``."""
+    def _compare(kind, name, spec, reference, previous, current, minimum, r: Results):
+        """One column's skew and drift distances, returned; its tests go into ``r.tests``."""
+        out = []
         for comparison, base in (("skew", reference), ("drift", previous)):
-            t = column_test(spec, base, current, minimum, reference=comparison == "skew")
-            if t is not None:
-                r.tests[(kind, name, comparison)] = t
+            scores, test = column_compare(
+                spec, base, current, minimum, reference=comparison == "skew"
+            )
+            if test is not None:
+                r.tests[(kind, name, comparison)] = test
+            out.append(scores)
+        return out
 
     def _verdicts(self, r: Results) -> None:
         """Decide which columns drifted, per comparison, at the model's false-alarm rate."""
@@ -418,11 +424,13 @@ class ModelState:
         for slot, version in tracked:
             cur = self._prediction_counts(now, 0, slot)
             prev = self._prediction_counts(now, 1, slot)
-            for method, value in column_scores(spec, self.prediction_ref, cur, minimum).items():
+            skew, window_drift = self._compare(
+                "prediction", version, spec, self.prediction_ref, prev, cur, minimum, r
+            )
+            for method, value in skew.items():
                 r.prediction_skew[(version, method)] = value
-            for method, value in column_scores(spec, prev, cur, minimum).items():
+            for method, value in window_drift.items():
                 r.prediction_drift[(version, method)] = value
-            self._test("prediction", version, spec, self.prediction_ref, prev, cur, minimum, r)
         stable = self.model.canary.stable_version
         by_name = dict((v, s) for s, v in tracked)
         if stable not in by_name:

@@ -30,15 +30,15 @@ class NumericCounts:
     sums: np.ndarray  # sum of the values in each bin
 
 
-def _proportions(counts: np.ndarray) -> np.ndarray:
+def proportions(counts: np.ndarray) -> np.ndarray:
     total = counts.sum()
     return counts / total if total > 0 else np.zeros_like(counts, dtype=float)
 
 
 def psi(reference: np.ndarray, current: np.ndarray) -> float:
     """Population stability index over the given bins, proportions floored at PSI_EPSILON."""
-    p = np.maximum(_proportions(reference), PSI_EPSILON)
-    q = np.maximum(_proportions(current), PSI_EPSILON)
+    p = np.maximum(proportions(reference), PSI_EPSILON)
+    q = np.maximum(proportions(current), PSI_EPSILON)
     return float(np.sum((q - p) * np.log(q / p)))
 
 
@@ -46,7 +46,7 @@ def js_distance(reference: np.ndarray, current: np.ndarray) -> float:
     """Jensen–Shannon distance, base 2, in [0, 1] (as scipy.spatial.distance.jensenshannon)."""
     if reference.sum() == 0 or current.sum() == 0:
         return 0.0
-    p, q = _proportions(reference), _proportions(current)
+    p, q = proportions(reference), proportions(current)
     m = (p + q) / 2
     divergence = (rel_entr(p, m).sum() + rel_entr(q, m).sum()) / 2
     return float(np.sqrt(max(divergence, 0.0) / np.log(2)))
@@ -54,7 +54,7 @@ def js_distance(reference: np.ndarray, current: np.ndarray) -> float:
 
 def linf(reference: np.ndarray, current: np.ndarray) -> float:
     """Largest absolute difference between category frequencies."""
-    return float(np.max(np.abs(_proportions(reference) - _proportions(current))))
+    return float(np.max(np.abs(proportions(reference) - proportions(current))))
 
 
 def chi2_pvalue(reference: np.ndarray, current: np.ndarray) -> float:
@@ -77,8 +77,8 @@ def ks_statistic(edges: np.ndarray, reference: NumericCounts, current: NumericCo
 
     Exact at the bin edges; within a bin the error is at most the larger bin mass.
     """
-    f_ref = np.cumsum(_proportions(reference.counts))
-    f_cur = np.cumsum(_proportions(current.counts))
+    f_ref = np.cumsum(proportions(reference.counts))
+    f_cur = np.cumsum(proportions(current.counts))
     return float(np.max(np.abs(f_ref - f_cur)))
 
 

@@ -32,6 +32,8 @@ import math
 import numpy as np
 from scipy.special import bdtrc, chdtrc, kolmogorov
 
+from exporter.stats.drift import proportions
+
 # Below this expected count in the smaller sample a category is pooled with the other
 # sparse ones (Cochran's rule for the chi-squared approximation).
 MIN_EXPECTED = 5.0
@@ -50,12 +52,6 @@ def ks_pvalue(statistic: float, n: float, m: float) -> float:
     if en == 0:
         return 1.0
     return float(min(1.0, kolmogorov((en + 0.12 + 0.11 / en) * statistic)))
-
-
-def ks_critical(alpha: float, n_eff: float) -> float:
-    """The KS statistic above which ``ks_pvalue`` < alpha (the large-sample form
-    c(α)/√n_eff, c(α) = √(-ln(α/2)/2)): what a PromQL rule compares the statistic with."""
-    return math.sqrt(-math.log(alpha / 2) / 2) / math.sqrt(n_eff) if n_eff > 0 else math.inf
 
 
 def pooled_chi2(reference: np.ndarray, current: np.ndarray, keep_apart: int | None = None):
@@ -122,7 +118,7 @@ def categorical_pvalue(
     chi-squared test, and the unseen count an exact binomial test against
     ``new_value_share`` (the rate a long tail gives with no drift); Bonferroni over the two.
     """
-    tv = 0.5 * float(np.abs(_shares(reference) - _shares(current)).sum())
+    tv = 0.5 * float(np.abs(proportions(reference) - proportions(current)).sum())
     if new_value_share is None:
         return pooled_chi2(reference, current, keep_apart=len(reference) - 1)[2], tv
     top_ref, top_cur = reference[:-2], current[:-2]
@@ -141,11 +137,6 @@ def categorical_pvalue(
     share = max(new_value_share, 1.0 / (float(reference.sum()) + 1))
     p_unseen = float(bdtrc(unseen - 1, n, share)) if unseen > 0 else 1.0
     return min(1.0, 2 * min(p_known, p_unseen)), tv
-
-
-def _shares(counts: np.ndarray) -> np.ndarray:
-    total = counts.sum()
-    return counts / total if total > 0 else np.zeros(len(counts))
 
 
 def decide(pvalues: np.ndarray, alpha: float, correction: str = "benjamini_hochberg"):
@@ -173,7 +164,8 @@ def fleet_threshold(alpha: float, columns: int, categories: int, n_eff: float) -
     """The distance above which a column is drifted by the rule PromQL can evaluate from
     merged counters (docs/statistics.md#the-same-rule-in-prometheus): the largest share
     difference (the KS statistic at bucket edges for numbers, L∞ over the ``categories``
-    for categories) against √(ln(2·categories·columns/α) / (2·n_eff)).
+    for categories) against √(ln(2·categories·columns/α) / (2·n_eff)). With one category and
+    one column it is the large-sample KS critical value c(α)/√n_eff, c(α) = √(-ln(α/2)/2).
 
     Hoeffding's inequality for a difference of two sample shares (bounded terms of ranges
     1/n and 1/m) gives P(|Δ share - Δ true| ≥ t) ≤ 2·exp(-2·n_eff·t²); a union over the

@@ -9,7 +9,7 @@ import numpy as np
 from exporter.app import Exporter
 from exporter.config import parse_config
 from tests.helpers import sample
-from tests.unit.test_drift_end_to_end import reference, write_reference
+from tests.unit.test_drift_end_to_end import make_exporter, reference, write_reference
 
 QUIET = [f"quiet{i}" for i in range(20)]
 
@@ -102,26 +102,13 @@ def test_quiet_models_stay_quiet_and_a_half_sigma_shift_is_flagged(tmp_path):
 def test_a_practical_floor_keeps_a_small_significant_shift_quiet(tmp_path):
     rng = np.random.default_rng(6)
     ref_dir, _ = write_reference(tmp_path, rng)
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    cfg = {
-        "models": [
-            {
-                "name": "big",
-                "serving_logs": [str(logs / "*.jsonl")],
-                "reference": {"path": str(ref_dir)},
-                "windows": {"length": "10m", "bucket": "1m"},
-                "drift": {"min_effect": 0.3},
-            }
-        ]
-    }
-    exporter = Exporter(parse_config(cfg), state_dir=str(tmp_path / "state"))
+    exporter, logs = make_exporter(tmp_path, ref_dir, drift={"min_effect": 0.3})
     cur = reference(rng, 3000)
     cur["amount"] = cur["amount"] + 10
     now = time.time()
-    (logs / "a.jsonl").write_text("".join(line("big", i, cur, now) for i in range(3000)))
+    (logs / "a.jsonl").write_text("".join(line("fraud", i, cur, now) for i in range(3000)))
     exporter.ingest_pass()
     exporter.compute_stats()
-    labels = {"model": "big", "feature": "amount", "comparison": "skew"}
+    labels = {"model": "fraud", "feature": "amount", "comparison": "skew"}
     assert sample(exporter, "mlpipe_feature_drift_pvalue", **labels) < 1e-10
     assert sample(exporter, "mlpipe_feature_drifted", **labels) == 0.0

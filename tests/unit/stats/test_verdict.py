@@ -47,8 +47,8 @@ def test_ks_pvalue_matches_scipys_kolmogorov_distribution_at_n_eff(n, m):
     for c in (0.8, 1.2, 1.6, 2.0):
         d = c / np.sqrt(n_eff)
         assert verdict.ks_pvalue(d, n, m) == pytest.approx(kstwo.sf(d, round(n_eff)), rel=0.03)
-    # The critical value a PromQL rule uses rejects at about alpha.
-    crit = verdict.ks_critical(0.01, n_eff)
+    # The critical value a PromQL rule uses (one column of numbers) rejects at about alpha.
+    crit = verdict.fleet_threshold(0.01, 1, 1, n_eff)
     assert verdict.ks_pvalue(crit, n, m) == pytest.approx(0.01, rel=0.15)
 
 
