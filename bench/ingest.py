@@ -96,7 +96,7 @@ def main() -> None:
     print(table(rows, ("lines ingested", "lines/s", "MiB/s", "RSS MiB", "scrape ms")))
     rates = [float(r[1][:-1]) for r in rows]
     exporter.compute_stats()
-    profiled = int(model_state.ring.window("num", time.time())[0].sum())
+    profiled = int(model_state.features.profile(time.time()).numeric[0].sum())
     print(
         f"profiled into windows: {profiled} records, "
         f"{len(model_state.results.feature_skew)} skew series, dropped {dict(model_state.dropped)}"

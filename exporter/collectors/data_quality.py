@@ -30,7 +30,7 @@ class DataQualityCollector:
             labels=["model", "feature", "status"],
         )
         for name, ms in state.models.items():
-            for j, feature in enumerate([*ms.numeric, *ms.categorical]):
+            for j, feature in enumerate(ms.features.names):
                 for k, status in enumerate(STATUSES):
-                    values.add_metric([name, feature, status], float(ms.values[j, k]))
+                    values.add_metric([name, feature, status], float(ms.features.status[j, k]))
         yield values

@@ -22,14 +22,7 @@ from exporter.stats.plan import plan_quotas
 def _current_qps(state: State, model: str, now: float) -> float:
     """Requests per second in the last complete window bucket of a model."""
     ms = state.models.get(model)
-    if ms is None:
-        return 0.0
-    ring = ms.ring
-    last = int(now // ring.bucket_seconds) - 1
-    hit = ring.ids == last
-    if not hit.any():
-        return 0.0
-    return float(ring.arrays["records"][hit].sum()) / ring.bucket_seconds
+    return 0.0 if ms is None else ms.traffic.last_bucket_rate(now)
 
 
 class QuotaCollector:

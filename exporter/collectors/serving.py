@@ -71,7 +71,7 @@ class ServingCollector:
         )
         peak = GaugeMetricFamily(
             "mlpipe_serving_peak_requests_per_second",
-            "Request rate of the window's busiest bucket.",
+            "Peak request rate: p99 of the window's per-bucket rates.",
             labels=["model"],
         )
         for name, model_state in state.models.items():

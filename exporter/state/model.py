@@ -1,5 +1,17 @@
-"""Everything kept per model: serving counters, windows of profiles, data-quality counts,
-the label join, and the latest skew/drift/quality results computed from them."""
+"""Everything kept per model, and the statistics computed from it.
+
+A model's state is made of typed parts, each with its own zero (constructor), update
+(``add``) and merge (``merge``; a window's buckets summed by its readers), after the
+mergeable-profile pattern of whylogs:
+
+- ``serving``: cumulative request counters and the latency histogram (state/serving.py);
+- ``traffic``: windowed records per version and latency, for rates and capacity;
+- ``features``: data-quality status counts and the windowed binned feature profile;
+- ``predictions``: windowed binned predictions per version;
+- ``outcomes``: windowed joined labels and the quality sums per version.
+
+This module routes a parsed batch to the parts and computes ``Results`` from their windows;
+nothing outside a part reads its arrays."""
 
 from __future__ import annotations
 
@@ -12,30 +24,19 @@ import pyarrow as pa
 
 from exporter.config import Model
 from exporter.state.compare import column_compare, column_scores, profile_compare
+from exporter.state.feature_window import FeatureWindow
 from exporter.state.join import JoinBuffer
-from exporter.state.profiles import (
-    MALFORMED,
-    MISSING,
-    STATUSES,
-    VALID,
-    CategoricalSpec,
-    ColumnSpecs,
-    NumericSpec,
-    Profile,
-    bin_categorical,
-    bin_numeric,
-    canonical_category,
-    numeric_status,
-    status_counts,
-)
+from exporter.state.outcomes import OutcomeWindow
+from exporter.state.prediction_window import PredictionWindow
+from exporter.state.profiles import ColumnSpecs, NumericSpec, canonical_category
 from exporter.state.reference import ColumnProfile, ReferenceProfile
 from exporter.state.serving import ServingCounters
+from exporter.state.traffic import TrafficWindow
 from exporter.state.versions import VersionSlots
-from exporter.state.windows import BucketRing
-from exporter.stats import drift, quality, verdict
+from exporter.state.windows import BucketClock
+from exporter.stats import drift, verdict
 from exporter.stats.capacity import replicas_for
 
-POSITIVE_LABELS = frozenset({"1", "true"})
 UNIFORM = np.linspace(0.0, 1.0, 1001)
 
 
@@ -88,41 +89,27 @@ class ModelState:
         self.slots = VersionSlots(model.max_versions, idle_seconds=model.windows.length)
         self.serving = ServingCounters(buckets, self.slots)
         n_slots = model.max_versions + 1
-        if reference is not None:
-            self.specs = reference.features.specs
-            numeric = [s.name for s in self.specs.numeric]
-            categorical = [s.name for s in self.specs.categorical]
-        else:
-            self.specs = None
-        self.numeric = list(numeric or [])
-        self.categorical = list(categorical or [])
-        self.values = np.zeros((len(self.numeric) + len(self.categorical), len(STATUSES)), np.int64)
-        self.prediction_spec, self.prediction_ref = self._prediction_spec(reference)
-        self.label_spec, self.label_ref = _one_column(reference.label if reference else None)
-        shapes: dict[str, tuple] = {
-            "records": ((n_slots,), np.int64),
-            "latency": ((2,), np.float64),  # sum of latencies, requests with a latency
-        }
-        if self.specs is not None:
-            shapes["num"] = ((len(self.numeric), self.specs.numeric_width), np.int64)
-            # float32 halves the biggest array; W1 from these sums loses ~1e-7 relative.
-            shapes["num_sums"] = ((len(self.numeric), self.specs.numeric_width), np.float32)
-            shapes["cat"] = ((len(self.categorical), self.specs.categorical_width), np.int64)
-        if self.prediction_spec is not None:
-            shapes["pred"] = ((n_slots, self.prediction_spec.bins), np.int64)
-            shapes["pred_sums"] = ((n_slots, self.prediction_spec.bins), np.float32)
-        if self.label_spec is not None:
-            shapes["label"] = ((self.label_spec.bins,), np.int64)
-            shapes["label_sums"] = ((self.label_spec.bins,), np.float64)
-        sums = {
-            "binary_classification": quality.BINARY_SUMS,
-            "regression": quality.REGRESSION_SUMS,
-            "multiclass": quality.MULTICLASS_SUMS,
-        }[model.task]
-        shapes["quality"] = ((n_slots, len(sums)), np.float64)
-        if model.task == "binary_classification":
-            shapes["auc"] = ((n_slots, 2, quality.AUC_BINS), np.int64)
-        self.ring = BucketRing(model.windows.bucket, model.windows.length, shapes)
+        specs = reference.features.specs if reference is not None else None
+        if specs is not None:
+            numeric = [s.name for s in specs.numeric]
+            categorical = [s.name for s in specs.categorical]
+        self.clock = BucketClock(model.windows.bucket, model.windows.length)
+        self.traffic = TrafficWindow(self.clock, n_slots)
+        self.features = FeatureWindow(
+            self.clock,
+            specs,
+            list(numeric or []),
+            list(categorical or []),
+            model.out_of_range_margin,
+        )
+        prediction_spec, self.prediction_ref = self._prediction_spec(reference)
+        self.predictions = (
+            PredictionWindow(self.clock, prediction_spec, n_slots) if prediction_spec else None
+        )
+        label_spec, self.label_ref = _one_column(reference.label if reference else None)
+        self.outcomes = OutcomeWindow(
+            self.clock, model.task, label_spec, n_slots, model.decision_threshold
+        )
         self.dropped = Counter()  # records not windowed: too_old / future
         self.labels = Counter()  # label join results
         self.join = (
@@ -131,6 +118,18 @@ class ModelState:
             else None
         )
         self.results = Results()
+
+    @property
+    def specs(self) -> ColumnSpecs | None:
+        return self.features.specs
+
+    @property
+    def numeric(self) -> list[str]:
+        return self.features.numeric
+
+    @property
+    def categorical(self) -> list[str]:
+        return self.features.categorical
 
     def carry_serving(self, old: ModelState) -> None:
         """Take over ``old``'s serving counters, version slots and label join (same model,
@@ -152,18 +151,28 @@ class ModelState:
         # Predictions share the label's domain: bin them on the label's edges.
         return label_spec, None
 
+    def merge(self, other: ModelState) -> None:
+        """Add ``other``'s windows and counts (same model and reference, same version
+        slots): the state one exporter would hold had it seen both streams."""
+        self.traffic.merge(other.traffic)
+        self.features.merge(other.features)
+        if self.predictions is not None:
+            self.predictions.merge(other.predictions)
+        self.outcomes.merge(other.outcomes)
+
     # --- ingestion --------------------------------------------------------------------
 
     def reset_slot(self, slot: int) -> None:
         self.serving.reset_slot(slot)
-        for name in ("records", "pred", "pred_sums", "quality", "auc"):
-            if name in self.ring.arrays:
-                self.ring.clear_row(name, slot)
+        self.traffic.clear_slot(slot)
+        if self.predictions is not None:
+            self.predictions.clear_slot(slot)
+        self.outcomes.clear_slot(slot)
 
     def apply(self, rows, slots, batch, num_cols, cat_cols, now: float) -> None:
         """Add records ``rows`` of ``batch`` (versions already mapped to ``slots``)."""
         self.serving.apply(rows, slots, batch, now)
-        numeric = batch.numeric[np.ix_(rows, num_cols)] if num_cols else None
+        numeric = batch.numeric[np.ix_(rows, num_cols)] if num_cols else np.empty((len(rows), 0))
         num_bad = (
             batch.numeric_malformed[np.ix_(rows, num_cols)]
             if num_cols and batch.numeric_malformed is not None
@@ -180,8 +189,8 @@ class ModelState:
             if cat_cols and batch.categorical_malformed is not None
             else None
         )
-        codes = self._data_quality(numeric, num_bad, cat_values, cat_bad)
-        bucket, too_old, future = self.ring.place(batch.timestamp[rows], now)
+        codes = self.features.count_statuses(numeric, num_bad, cat_values, cat_bad)
+        bucket, too_old, future = self.clock.place(batch.timestamp[rows], now)
         self.dropped["too_old"] += int(too_old.sum())
         self.dropped["future"] += int(future.sum())
         keep = ~(too_old | future)
@@ -195,73 +204,14 @@ class ModelState:
                 now,
             )
             self.add_matched(matched, now)
-        predictions = self._prediction_values(raw_predictions)
+        predictions = self.predictions.values(raw_predictions) if self.predictions else None
         for b in np.unique(bucket[keep]):
             sel = keep & (bucket == b)
             s = slots[sel]
-            self.ring.add(b, "records", np.bincount(s, minlength=self.slots.max_versions + 1))
-            lat = batch.latency[rows[sel]]
-            lat = lat[~np.isnan(lat)]
-            self.ring.add(b, "latency", np.array([lat.sum(), lat.size]))
-            if self.specs is not None:
-                counts, sums = bin_numeric(self.specs, numeric[sel])
-                self.ring.add(b, "num", counts)
-                self.ring.add(b, "num_sums", sums)
-                self.ring.add(b, "cat", bin_categorical(self.specs, codes[sel]))
-            if self.prediction_spec is not None:
-                self._add_predictions(b, s, predictions[sel])
-
-    def _data_quality(self, numeric, num_bad, cat_values, cat_bad) -> np.ndarray | None:
-        """Count each value's status; categorical bin codes (rows, F_cat) if profiled."""
-        n_num = len(self.numeric)
-        if numeric is not None and numeric.size:
-            if self.specs is not None:
-                status = numeric_status(self.specs, numeric, self.model.out_of_range_margin)
-            else:
-                status = np.where(np.isnan(numeric), MISSING, VALID).astype(np.int8)
-            if num_bad is not None:
-                status[num_bad] = MALFORMED
-            self.values[:n_num] += status_counts(status)
-        if not cat_values:
-            return np.empty((0, 0), np.int64)
-        n = len(cat_values[0])
-        codes = np.full((n, len(cat_values)), -1, np.int64)
-        status = np.empty((n, len(cat_values)), np.int8)
-        for j, values in enumerate(cat_values):
-            if self.specs is not None:
-                codes[:, j], status[:, j] = self.specs.categorical[j].codes_array(values)
-            else:
-                status[:, j] = np.where(
-                    values.is_null().to_numpy(zero_copy_only=False), MISSING, VALID
-                )
-        if cat_bad is not None:
-            status[cat_bad] = MALFORMED
-            codes[cat_bad] = -1
-        self.values[n_num:] += status_counts(status)
-        return codes
-
-    def _prediction_values(self, raw: list) -> np.ndarray:
-        spec = self.prediction_spec
-        if isinstance(spec, CategoricalSpec):
-            return spec.codes([canonical_category(p) for p in raw])[0]
-        return np.array([p if isinstance(p, float) else np.nan for p in raw], dtype=float)
-
-    def _add_predictions(self, bucket: int, slots: np.ndarray, values: np.ndarray) -> None:
-        spec = self.prediction_spec
-        width = spec.bins
-        if isinstance(spec, CategoricalSpec):
-            ok = values >= 0
-            idx = slots[ok] * width + values[ok]
-            weights = None
-        else:
-            ok = ~np.isnan(values)
-            idx = slots[ok] * width + np.searchsorted(spec.edges, values[ok], side="right")
-            weights = values[ok]
-        size = (self.slots.max_versions + 1) * width
-        self.ring.add(bucket, "pred", np.bincount(idx, minlength=size).reshape(-1, width))
-        if weights is not None:
-            sums = np.bincount(idx, weights=weights, minlength=size).reshape(-1, width)
-            self.ring.add(bucket, "pred_sums", sums)
+            self.traffic.add(b, s, batch.latency[rows[sel]])
+            self.features.add(b, numeric[sel], codes[sel] if codes.size else codes)
+            if self.predictions is not None:
+                self.predictions.add(b, s, predictions[sel])
 
     def add_matched(self, matched: list[tuple], now: float) -> None:
         """Pairs from the join buffer: (prediction time, version, prediction, label)."""
@@ -274,61 +224,14 @@ class ModelState:
 
     def add_labeled(self, timestamps, slots, predictions: list, labels: list, now: float) -> None:
         """Joined (prediction, label) pairs, windowed at the prediction's time."""
-        bucket, too_old, future = self.ring.place(np.asarray(timestamps, float), now)
+        bucket, too_old, future = self.clock.place(np.asarray(timestamps, float), now)
         late = too_old | future
         self.labels["late"] += int(late.sum())
         slots = np.asarray(slots, np.int64)
         canon = [canonical_category(v) if self.model.task != "regression" else v for v in labels]
         for b in np.unique(bucket[~late]):
             sel = np.flatnonzero(~late & (bucket == b))
-            self._add_label_profile(b, [canon[i] for i in sel])
-            self._add_quality(b, slots[sel], [predictions[i] for i in sel], [canon[i] for i in sel])
-
-    def _add_label_profile(self, bucket: int, labels: list) -> None:
-        spec = self.label_spec
-        if spec is None:
-            return
-        if isinstance(spec, CategoricalSpec):
-            codes = spec.codes(labels)[0]
-            counts = np.bincount(codes[codes >= 0], minlength=spec.bins)
-            self.ring.add(bucket, "label", counts)
-        else:
-            values = np.array([v if isinstance(v, int | float) else np.nan for v in labels], float)
-            one = ColumnSpecs((spec,))
-            counts, sums = bin_numeric(one, values[:, None])
-            self.ring.add(bucket, "label", counts[0, : spec.bins])
-            self.ring.add(bucket, "label_sums", sums[0, : spec.bins])
-
-    def _add_quality(self, bucket: int, slots: np.ndarray, predictions: list, labels: list):
-        task = self.model.task
-        width = self.ring.arrays["quality"].shape[-1]
-        sums = np.zeros((self.slots.max_versions + 1, width))
-        if task == "binary_classification":
-            scores = np.array([p if isinstance(p, float) else np.nan for p in predictions])
-            positive = np.array([lab in POSITIVE_LABELS for lab in labels])
-            ok = ~np.isnan(scores)
-            hist = np.zeros((self.slots.max_versions + 1, 2, quality.AUC_BINS), np.int64)
-            for s in np.unique(slots[ok]):
-                sel = ok & (slots == s)
-                sums[s] = quality.binary_sums(
-                    scores[sel], positive[sel], self.model.decision_threshold
-                )
-                hist[s] = quality.score_histograms(scores[sel], positive[sel])
-            self.ring.add(bucket, "auc", hist)
-        elif task == "regression":
-            preds = np.array([p if isinstance(p, float) else np.nan for p in predictions])
-            truth = np.array([v if isinstance(v, int | float) else np.nan for v in labels], float)
-            ok = ~np.isnan(preds) & ~np.isnan(truth)
-            for s in np.unique(slots[ok]):
-                sel = ok & (slots == s)
-                sums[s] = quality.regression_sums(preds[sel], truth[sel])
-        else:
-            canon = [canonical_category(p) for p in predictions]
-            for s in np.unique(slots):
-                sel = np.flatnonzero(slots == s)
-                correct = sum(canon[i] is not None and canon[i] == labels[i] for i in sel)
-                sums[s] = (len(sel), correct)
-        self.ring.add(bucket, "quality", sums)
+            self.outcomes.add(b, slots[sel], [predictions[i] for i in sel], [canon[i] for i in sel])
 
     # --- statistics ---------------------------------------------------------------------
 
@@ -343,14 +246,14 @@ class ModelState:
         if self.join is not None:
             self.join.expire(now)
         r = Results(computed_at=now)
-        ring, minimum = self.ring, self.model.min_samples
-        records = ring.window("records", now)
+        minimum = self.model.min_samples
+        records = self.traffic.records(now)
         for slot, version in self.slots.labels():
             if records[slot] or version != "other":
                 r.window_samples[version] = int(records[slot])
         if self.specs is not None:
-            cur = self._window_profile(now, 0)
-            prev = self._window_profile(now, 1)
+            cur = self.features.profile(now, 0)
+            prev = self.features.profile(now, 1)
             base = self.reference.features.profile
             r.feature_skew, skew_tests = profile_compare(
                 self.specs, base, cur, minimum, reference=True
@@ -361,12 +264,13 @@ class ModelState:
             for comparison, tests in (("skew", skew_tests), ("drift", drift_tests)):
                 for feature, t in tests.items():
                     r.tests[("feature", feature, comparison)] = t
-        if self.prediction_spec is not None:
+        if self.predictions is not None:
             self._prediction_scores(now, minimum, r)
-        if self.label_spec is not None:
-            cur, prev = self._label_counts(now, 0), self._label_counts(now, 1)
+        label_spec = self.outcomes.label_spec
+        if label_spec is not None:
+            cur, prev = self.outcomes.label_counts(now, 0), self.outcomes.label_counts(now, 1)
             r.label_skew, r.label_drift = self._compare(
-                "label", "", self.label_spec, self.label_ref, prev, cur, minimum, r
+                "label", "", label_spec, self.label_ref, prev, cur, minimum, r
             )
         self._verdicts(r)
         self._quality(now, r)
@@ -401,29 +305,14 @@ class ModelState:
                 if flagged and r.tests[key][1] >= v.min_effect:
                     r.drifted.add(key)
 
-    def _window_profile(self, now: float, back: int) -> Profile:
-        ring = self.ring
-        return Profile(
-            ring.window("num", now, back),
-            ring.window("num_sums", now, back),
-            ring.window("cat", now, back),
-        )
-
-    def _prediction_counts(self, now: float, back: int, slot: int):
-        spec = self.prediction_spec
-        counts = self.ring.window("pred", now, back)[slot]
-        if isinstance(spec, CategoricalSpec):
-            return counts
-        return drift.NumericCounts(counts, self.ring.window("pred_sums", now, back)[slot])
-
     def _prediction_scores(self, now: float, minimum: int, r: Results) -> None:
-        spec = self.prediction_spec
-        records = self.ring.window("records", now)
+        spec, counts = self.predictions.spec, self.predictions.counts
+        records = self.traffic.records(now)
         labels = self.slots.labels()
         tracked = [(s, v) for s, v in labels if v != "other"]
         for slot, version in tracked:
-            cur = self._prediction_counts(now, 0, slot)
-            prev = self._prediction_counts(now, 1, slot)
+            cur = counts(now, 0, slot)
+            prev = counts(now, 1, slot)
             skew, window_drift = self._compare(
                 "prediction", version, spec, self.prediction_ref, prev, cur, minimum, r
             )
@@ -439,33 +328,20 @@ class ModelState:
         if stable is None:
             return
         r.stable_version = stable
-        base = self._prediction_counts(now, 0, by_name[stable])
+        base = counts(now, 0, by_name[stable])
         for slot, version in tracked:
             if version == stable:
                 continue
-            cur = self._prediction_counts(now, 0, slot)
+            cur = counts(now, 0, slot)
             for method, value in column_scores(spec, base, cur, minimum).items():
                 r.prediction_divergence[(version, method)] = value
 
-    def _label_counts(self, now: float, back: int):
-        counts = self.ring.window("label", now, back)
-        if isinstance(self.label_spec, CategoricalSpec):
-            return counts
-        return drift.NumericCounts(counts, self.ring.window("label_sums", now, back))
-
     def _capacity(self, now: float, r: Results) -> None:
-        """Little's law over the window: the busiest bucket's rate x the mean latency."""
-        ring = self.ring
-        current = int(np.floor(now / ring.bucket_seconds))
-        live = (ring.ids > current - ring.per_window) & (ring.ids <= current)
-        if not live.any():
+        """Little's law over the window: the peak request rate x the mean latency."""
+        peak, latency = self.traffic.peak_rate(now), self.traffic.mean_latency(now)
+        if peak is None or latency is None:
             return
-        per_bucket = ring.arrays["records"][live].sum(axis=1)
-        lat_sum, lat_n = ring.window("latency", now)
-        if lat_n == 0:
-            return
-        peak = float(per_bucket.max()) / ring.bucket_seconds
-        concurrency = peak * lat_sum / lat_n
+        concurrency = peak * latency
         cap = self.model.capacity
         r.capacity = {
             "peak_qps": peak,
@@ -476,17 +352,7 @@ class ModelState:
         }
 
     def _quality(self, now: float, r: Results) -> None:
-        sums = self.ring.window("quality", now)
-        auc = self.ring.window("auc", now) if "auc" in self.ring.arrays else None
+        by_slot = self.outcomes.metrics(now, self.model.min_samples)
         for slot, version in self.slots.labels():
-            n = sums[slot][0]
-            if n < self.model.min_samples:
-                continue
-            if self.model.task == "binary_classification":
-                metrics = quality.binary_metrics(sums[slot], auc[slot])
-            elif self.model.task == "regression":
-                metrics = quality.regression_metrics(sums[slot])
-            else:
-                metrics = quality.multiclass_metrics(sums[slot])
-            for metric, value in metrics.items():
+            for metric, value in by_slot.get(slot, {}).items():
                 r.quality[(version, metric)] = value

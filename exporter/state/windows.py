@@ -4,6 +4,11 @@ The ring keeps two windows' worth of buckets (the current window and the previou
 drift) plus the bucket being filled. Each named array has a leading bucket axis; integer
 counts are kept as int32 per bucket (a bucket is short) and summed in 64-bit; float arrays
 keep the dtype asked for.
+
+A ring is the zero/update/merge of the windowed parts of a model (traffic, features,
+predictions, outcomes): zero is a new ring, update is ``add`` into a bucket, merge is
+``window`` (the buckets of a window summed) or ``merge`` (another ring's buckets added, as
+when two shards' states are combined).
 """
 
 from __future__ import annotations
@@ -11,16 +16,15 @@ from __future__ import annotations
 import numpy as np
 
 
-class BucketRing:
-    def __init__(self, bucket_seconds: float, window_seconds: float, shapes: dict[str, tuple]):
+class BucketClock:
+    """Which bucket a timestamp falls in, and which buckets make up a window."""
+
+    def __init__(self, bucket_seconds: float, window_seconds: float):
         self.bucket_seconds = bucket_seconds
         self.per_window = max(1, round(window_seconds / bucket_seconds))
-        self.size = 2 * self.per_window + 1
-        self.ids = np.full(self.size, -1, np.int64)
-        self.arrays: dict[str, np.ndarray] = {}
-        for name, (shape, dtype) in shapes.items():
-            small = np.int32 if np.dtype(dtype).kind in "iu" else dtype
-            self.arrays[name] = np.zeros((self.size, *shape), small)
+
+    def current(self, now: float) -> int:
+        return int(np.floor(now / self.bucket_seconds))
 
     def bucket_of(self, timestamps: np.ndarray) -> np.ndarray:
         return np.floor(timestamps / self.bucket_seconds).astype(np.int64)
@@ -33,11 +37,24 @@ class BucketRing:
         Records up to one bucket ahead (clock skew) go into the current bucket; records
         further ahead, or older than the ring, are not windowed (the caller counts them).
         """
-        current = int(np.floor(now / self.bucket_seconds))
+        current = self.current(now)
         ids = self.bucket_of(timestamps)
         too_old = ids < current - 2 * self.per_window
         future = ids > current + 1
         return np.minimum(ids, current), too_old, future
+
+
+class BucketRing:
+    def __init__(self, clock: BucketClock, shapes: dict[str, tuple]):
+        self.clock = clock
+        self.bucket_seconds = clock.bucket_seconds
+        self.per_window = clock.per_window
+        self.size = 2 * self.per_window + 1
+        self.ids = np.full(self.size, -1, np.int64)
+        self.arrays: dict[str, np.ndarray] = {}
+        for name, (shape, dtype) in shapes.items():
+            small = np.int32 if np.dtype(dtype).kind in "iu" else dtype
+            self.arrays[name] = np.zeros((self.size, *shape), small)
 
     def slot(self, bucket_id: int) -> int:
         i = bucket_id % self.size
@@ -50,14 +67,32 @@ class BucketRing:
     def add(self, bucket_id: int, name: str, values: np.ndarray) -> None:
         self.arrays[name][self.slot(bucket_id)] += values.astype(self.arrays[name].dtype)
 
+    def _mask(self, now: float, back: int) -> np.ndarray:
+        current = self.clock.current(now) - back * self.per_window
+        return (self.ids > current - self.per_window) & (self.ids <= current)
+
     def window(self, name: str, now: float, back: int = 0) -> np.ndarray:
         """Sum over the window ending at ``now`` (``back``=1: the window before it)."""
-        current = int(np.floor(now / self.bucket_seconds)) - back * self.per_window
-        lo, hi = current - self.per_window, current
-        mask = (self.ids > lo) & (self.ids <= hi)
         arr = self.arrays[name]
         wide = np.int64 if arr.dtype.kind in "iu" else np.float64
-        return arr[mask].sum(axis=0, dtype=wide)
+        return arr[self._mask(now, back)].sum(axis=0, dtype=wide)
+
+    def per_bucket(self, name: str, now: float) -> dict[int, np.ndarray]:
+        """The current window's buckets of ``name`` by bucket id (those that hold data)."""
+        rows = np.flatnonzero(self._mask(now, 0))
+        return {int(self.ids[k]): self.arrays[name][k] for k in rows}
+
+    def merge(self, other: BucketRing) -> None:
+        """Add ``other``'s buckets (same clock and arrays) into this ring, bucket by bucket.
+
+        Buckets older than this ring keeps are dropped, as ``add`` would drop them."""
+        newest = max(int(self.ids.max()), int(other.ids.max()))
+        for k, bucket_id in enumerate(other.ids):
+            if bucket_id < 0 or bucket_id <= newest - self.size:
+                continue
+            i = self.slot(int(bucket_id))
+            for name, arr in self.arrays.items():
+                arr[i] += other.arrays[name][k]
 
     def clear_row(self, name: str, index: int) -> None:
         """Zero one row of an array in every bucket (a freed version slot)."""

@@ -1,6 +1,7 @@
 """Serving capacity from observed traffic: Little's law. Pure functions.
 
-    peak_qps     = p99 of the per-second request counts (seconds with none count as 0)
+    peak_qps     = p99 of the request rate per interval (intervals with none count as 0):
+                   per second offline (``estimate``), per window bucket in the exporter
     concurrency  = peak_qps * mean latency                 (Little's law: L = lambda * W)
     replicas     = ceil(concurrency * (1 + headroom) / (replica_concurrency * utilisation))
 
@@ -48,6 +49,12 @@ def per_second_counts(timestamps: np.ndarray) -> np.ndarray:
     return np.bincount(seconds - seconds.min())
 
 
+def peak_rate(counts: np.ndarray, interval_seconds: float) -> float:
+    """Peak request rate: the p99 of the per-interval counts, per second. The one definition
+    the exporter (intervals = window buckets) and ``estimate-capacity`` (seconds) share."""
+    return float(np.quantile(counts, 0.99)) / interval_seconds
+
+
 def estimate(
     timestamps: np.ndarray,
     latencies: np.ndarray,
@@ -58,7 +65,7 @@ def estimate(
     """The estimate from raw request times (epoch seconds) and latencies (seconds)."""
     counts = per_second_counts(timestamps)
     lat = latencies[~np.isnan(latencies)]
-    peak = float(np.quantile(counts, 0.99))
+    peak = peak_rate(counts, 1.0)
     mean_lat = float(lat.mean()) if lat.size else 0.0
     concurrency = peak * mean_lat
     return CapacityEstimate(

@@ -1,0 +1,57 @@
+"""A model's predictions per version slot, binned on the reference's prediction bins (or
+fixed bins for scores), per time bucket: what prediction skew, drift and canary divergence
+are computed from."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from exporter.state.profiles import CategoricalSpec, NumericSpec, canonical_category
+from exporter.state.windows import BucketClock, BucketRing
+from exporter.stats import drift
+
+
+class PredictionWindow:
+    """Zero: a new window; update: ``values`` then ``add``; merge: ``merge`` or ``counts``."""
+
+    def __init__(self, clock: BucketClock, spec: NumericSpec | CategoricalSpec, n_slots: int):
+        self.spec = spec
+        self.n_slots = n_slots
+        shapes = {"pred": ((n_slots, spec.bins), np.int64)}
+        if isinstance(spec, NumericSpec):
+            shapes["pred_sums"] = ((n_slots, spec.bins), np.float32)
+        self.ring = BucketRing(clock, shapes)
+
+    def values(self, raw: list) -> np.ndarray:
+        """Predictions as bin codes (categorical) or floats (NaN: not a number)."""
+        if isinstance(self.spec, CategoricalSpec):
+            return self.spec.codes([canonical_category(p) for p in raw])[0]
+        return np.array([p if isinstance(p, float) else np.nan for p in raw], dtype=float)
+
+    def add(self, bucket: int, slots: np.ndarray, values: np.ndarray) -> None:
+        spec, width = self.spec, self.spec.bins
+        if isinstance(spec, CategoricalSpec):
+            ok = values >= 0
+            idx = slots[ok] * width + values[ok]
+        else:
+            ok = ~np.isnan(values)
+            idx = slots[ok] * width + np.searchsorted(spec.edges, values[ok], side="right")
+        size = self.n_slots * width
+        self.ring.add(bucket, "pred", np.bincount(idx, minlength=size).reshape(-1, width))
+        if "pred_sums" in self.ring.arrays:
+            sums = np.bincount(idx, weights=values[ok], minlength=size).reshape(-1, width)
+            self.ring.add(bucket, "pred_sums", sums)
+
+    def clear_slot(self, slot: int) -> None:
+        for name in self.ring.arrays:
+            self.ring.clear_row(name, slot)
+
+    def merge(self, other: PredictionWindow) -> None:
+        self.ring.merge(other.ring)
+
+    def counts(self, now: float, back: int, slot: int):
+        """One version slot's window: bin counts, or NumericCounts for numbers."""
+        counts = self.ring.window("pred", now, back)[slot]
+        if isinstance(self.spec, CategoricalSpec):
+            return counts
+        return drift.NumericCounts(counts, self.ring.window("pred_sums", now, back)[slot])

@@ -1,0 +1,59 @@
+"""A model's windowed traffic: records per version slot and latency, per time bucket."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from exporter.state.windows import BucketClock, BucketRing
+from exporter.stats.capacity import peak_rate
+
+
+class TrafficWindow:
+    """Zero: a new window; update: ``add``; merge: ``merge`` or the window sums."""
+
+    def __init__(self, clock: BucketClock, n_slots: int):
+        self.ring = BucketRing(
+            clock,
+            {
+                "records": ((n_slots,), np.int64),
+                "latency": ((2,), np.float64),  # sum of latencies, requests with a latency
+            },
+        )
+
+    def add(self, bucket: int, slots: np.ndarray, latency: np.ndarray) -> None:
+        """Records of one bucket: their version slots and latencies (NaN: none logged)."""
+        n_slots = self.ring.arrays["records"].shape[-1]
+        self.ring.add(bucket, "records", np.bincount(slots, minlength=n_slots))
+        lat = latency[~np.isnan(latency)]
+        self.ring.add(bucket, "latency", np.array([lat.sum(), lat.size]))
+
+    def clear_slot(self, slot: int) -> None:
+        self.ring.clear_row("records", slot)
+
+    def merge(self, other: TrafficWindow) -> None:
+        self.ring.merge(other.ring)
+
+    def records(self, now: float, back: int = 0) -> np.ndarray:
+        """Records per version slot in the window (``back``=1: the one before)."""
+        return self.ring.window("records", now, back)
+
+    def mean_latency(self, now: float) -> float | None:
+        total, n = self.ring.window("latency", now)
+        return float(total / n) if n else None
+
+    def last_bucket_rate(self, now: float) -> float:
+        """Requests per second in the last complete bucket."""
+        buckets = self.ring.per_bucket("records", now)
+        last = buckets.get(self.ring.clock.current(now) - 1)
+        return 0.0 if last is None else float(last.sum()) / self.ring.bucket_seconds
+
+    def peak_rate(self, now: float) -> float | None:
+        """The window's peak request rate (``stats.capacity.peak_rate``) over its buckets
+        from the first that saw a request to the current one; None before any request."""
+        buckets = {b: int(c.sum()) for b, c in self.ring.per_bucket("records", now).items()}
+        seen = [b for b, n in buckets.items() if n]
+        if not seen:
+            return None
+        first, current = min(seen), self.ring.clock.current(now)
+        counts = np.array([buckets.get(b, 0) for b in range(first, current + 1)])
+        return peak_rate(counts, self.ring.bucket_seconds)

@@ -1,0 +1,127 @@
+"""A model's state is made of mergeable parts: two exporters that each saw part of the
+traffic, merged, hold what one exporter that saw all of it holds; and the exporter's peak
+request rate is the one definition ``estimate-capacity`` uses, over window buckets."""
+
+import json
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.helpers import settle
+from tests.unit.test_drift_end_to_end import make_exporter, reference, write_reference
+
+
+def records(rng, n, now):
+    cur = reference(rng, n)
+    cur["amount"] = cur["amount"] + 5
+    ts = now - 1150 + np.sort(rng.random(n)) * 1140  # this window and the one before
+    out = []
+    for i in range(n):
+        out.append(
+            {
+                "timestamp": float(ts[i]),
+                "model": "fraud",
+                "model_version": "v1",
+                "request_id": f"q{i}",
+                "latency_ms": float(rng.gamma(2, 20)),
+                "features": {
+                    "amount": float(cur["amount"][i]),
+                    "age": int(cur["age"][i]),
+                    "score": float(cur["score"][i]),
+                    "country": str(cur["country"][i]),
+                    "device": str(cur["device"][i]),
+                },
+                "prediction": float(cur["prediction"][i]),
+            }
+        )
+    labels = [{"request_id": r["request_id"], "label": int(rng.random() < 0.2)} for r in out]
+    return out, labels
+
+
+def feed(tmp_path, name, ref_dir, lines, labels):
+    root = tmp_path / name
+    root.mkdir()
+    (root / "labels").mkdir()
+    exporter, logs = make_exporter(
+        root, ref_dir, labels=[str(root / "labels" / "*.jsonl")], label_join={"max_delay": "1h"}
+    )
+    settle(exporter)
+    (logs / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    exporter.ingest_pass()
+    (root / "labels" / "l.jsonl").write_text("".join(json.dumps(r) + "\n" for r in labels))
+    exporter.ingest_pass()
+    return exporter
+
+
+def test_two_shards_merged_equal_the_whole(tmp_path):
+    rng = np.random.default_rng(11)
+    ref_dir, _ = write_reference(tmp_path, rng)
+    now = time.time()
+    lines, labels = records(rng, 3000, now)
+    whole = feed(tmp_path, "whole", ref_dir, lines, labels)
+    a = feed(tmp_path, "a", ref_dir, lines[::2], labels[::2])
+    b = feed(tmp_path, "b", ref_dir, lines[1::2], labels[1::2])
+    merged = a.state.models["fraud"]
+    merged.merge(b.state.models["fraud"])
+    got, want = merged.compute(now), whole.state.models["fraud"].compute(now)
+    assert merged.features.status.tolist() == whole.state.models["fraud"].features.status.tolist()
+    for field in ("feature_skew", "feature_drift", "prediction_skew", "quality", "capacity"):
+        g, w = getattr(got, field), getattr(want, field)
+        assert g.keys() == w.keys() and g, field
+        for k in w:
+            # float32 bin sums (Wasserstein) are added in another order: 1e-6 relative.
+            assert g[k] == pytest.approx(w[k], rel=1e-6, abs=1e-9), (field, k)
+    assert got.tests.keys() == want.tests.keys()
+    for k in want.tests:
+        assert got.tests[k] == pytest.approx(want.tests[k], rel=1e-6, abs=1e-12), k
+    assert got.drifted == want.drifted and ("feature", "amount", "skew") in got.drifted
+    # A shard alone sees a different, noisier picture than the whole.
+    shard = feed(tmp_path, "shard", ref_dir, lines[::2], labels[::2]).state.models["fraud"]
+    assert shard.compute(now).feature_skew != want.feature_skew
+
+
+def test_peak_rate_is_the_p99_of_per_bucket_rates(tmp_path):
+    rng = np.random.default_rng(2)
+    ref_dir, _ = write_reference(tmp_path, rng)
+    exporter, logs = make_exporter(tmp_path, ref_dir)
+    settle(exporter)
+    now = time.time()
+    # A burst in one minute, quiet minutes around it, one minute with nothing at all.
+    per_minute = [30, 0, 600, 45, 20]
+    current = int(now // 60)
+    lines = []
+    for k, n in enumerate(per_minute):
+        start = (current - len(per_minute) + 1 + k) * 60
+        for t in start + np.sort(rng.random(n)) * 59:
+            lines.append({"timestamp": float(min(t, now)), "model": "fraud", "latency_ms": 50.0})
+    (logs / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    exporter.ingest_pass()
+    cap = exporter.state.models["fraud"].compute(now).capacity
+    want = np.quantile(np.array(per_minute), 0.99) / 60  # numpy, independently
+    assert cap["peak_qps"] == pytest.approx(want, rel=1e-12)
+    assert cap["concurrency"] == pytest.approx(want * 0.05, rel=1e-9)
+
+
+def test_a_model_with_only_categorical_features_profiles_them(tmp_path):
+    rng = np.random.default_rng(4)
+    ref_dir = tmp_path / "train"
+    ref_dir.mkdir()
+    country = rng.choice(["DE", "FR", "US"], 5000, p=[0.5, 0.3, 0.2])
+    pq.write_table(pa.table({"country": country}), ref_dir / "part-0.parquet")
+    exporter, logs = make_exporter(tmp_path, ref_dir, reference={"path": str(ref_dir)})
+    settle(exporter)
+    now = time.time()
+    (logs / "a.jsonl").write_text(
+        "".join(
+            json.dumps({"timestamp": now - 1, "model": "fraud", "features": {"country": c}}) + "\n"
+            for c in ["US"] * 300
+        )
+    )
+    exporter.ingest_pass()
+    ms = exporter.state.models["fraud"]
+    result = ms.compute(now)
+    assert int(ms.features.profile(now).categorical.sum()) == 300
+    assert ("feature", "country", "skew") in result.drifted
