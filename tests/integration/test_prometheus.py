@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from exporter.config import DEFAULT_LATENCY_BUCKETS
-from tests.helpers import serving_line
+from tests.helpers import serving_line, wait_for
 from tests.integration.conftest import PROMTOOL, require_binary, wait_value
 
 
@@ -71,9 +71,8 @@ def test_promtool_check_metrics_reports_no_problem(tmp_path, start_exporter):
     logs.mkdir()
     (logs / "a.jsonl").write_text("".join(serving_line(i) for i in range(5)) + "garbage\n")
     exp = start_exporter({"models": [{"name": "fraud", "serving_logs": [str(logs / "*.jsonl")]}]})
-    time.sleep(1)
+    wait_for(lambda: 'mlpipe_serving_requests_total{model="fraud"' in exp.metrics())
     text = exp.metrics()
-    assert 'mlpipe_serving_requests_total{model="fraud"' in text
     out = subprocess.run(
         [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
     )

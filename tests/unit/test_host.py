@@ -12,7 +12,7 @@ import pytest
 from exporter.app import Exporter
 from exporter.config import parse_config
 from exporter.sources import host
-from tests.helpers import sample
+from tests.helpers import sample, wait_for
 
 BURN = "import time, sys\nt = time.time()\nwhile time.time() - t < float(sys.argv[1]): pass"
 
@@ -47,11 +47,19 @@ def test_cpu_of_a_real_child_is_attributed_to_its_pipeline(tmp_path, burner):
     )
     e = Exporter(cfg, collectors=("compute", "gpu", "exporter"))
     e.ingest_pass()
-    time.sleep(1.6)
     procs = {"train": psutil.Process(by_regex.pid), "etl": psutil.Process(by_pid.pid)}
-    before = {k: sum(p.cpu_times()[:2]) for k, p in procs.items()}
-    e.ingest_pass()
-    after = {k: sum(p.cpu_times()[:2]) for k, p in procs.items()}
+    before, after = {}, {}
+
+    def sampled() -> bool:
+        # Passes sample the host at most once a second: pass until a sample shows both
+        # children past 0.3 s of CPU, reading their CPU just before and after that pass.
+        before.update({k: sum(p.cpu_times()[:2]) for k, p in procs.items()})
+        e.ingest_pass()
+        after.update({k: sum(p.cpu_times()[:2]) for k, p in procs.items()})
+        cpu = [sample(e, "mlpipe_pipeline_cpu_seconds_total", pipeline=k) for k in procs]
+        return all(c is not None and c > 0.3 for c in cpu)
+
+    wait_for(sampled, interval=0.05, what="a sample with the children's CPU")
     for pipeline in ("train", "etl"):
         assert sample(e, "mlpipe_pipeline_processes", pipeline=pipeline) == 1
         # The exporter's sample lies between two independent readings of the child's CPU.

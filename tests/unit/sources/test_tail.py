@@ -8,6 +8,7 @@ import pytest
 
 from exporter.sources.tail import FileTailer
 from exporter.state.checkpoint import CheckpointStore
+from tests.helpers import wait_for
 
 
 def line(i: int) -> bytes:
@@ -86,12 +87,17 @@ def test_rename_rotation_under_concurrent_writes_loses_nothing(tmp_path, pattern
     thread.start()
     while not done.is_set():
         got += drain(t, budget=4096, store=False)
-    time.sleep(0.3)
-    got += drain(t)
-    time.sleep(0.3)
-    got += drain(t)
     thread.join()
     expected = Counter(range(total)) + Counter(total + i for i in range(999, total, 1000))
+
+    def drained() -> bool:
+        # Rotated files are closed rotate_wait after their last growth: wait for that
+        # state (not a sleep longer than rotate_wait), then a line read twice would show.
+        got.extend(drain(t))
+        return not t.draining and sum(ids(got).values()) >= sum(expected.values())
+
+    wait_for(drained, timeout=10, what=lambda: f"{len(got)} lines, {len(t.draining)} draining")
+    got += drain(t)
     assert ids(got) == expected
 
 
