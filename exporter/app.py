@@ -18,6 +18,7 @@ from exporter.collectors.base import ScrapeCollector
 from exporter.collectors.compute import ComputeCollector, GpuCollector
 from exporter.collectors.data_quality import DataQualityCollector
 from exporter.collectors.datasets import DatasetsCollector
+from exporter.collectors.distributions import DistributionsCollector
 from exporter.collectors.drift import DriftCollector
 from exporter.collectors.exporter import ExporterCollector
 from exporter.collectors.pipelines import PipelinesCollector
@@ -56,6 +57,7 @@ class Rendering:
 COLLECTOR_NAMES = (
     "serving",
     "drift",
+    "distributions",
     "data_quality",
     "quality",
     "datasets",
@@ -106,6 +108,7 @@ class Exporter:
         available = {
             "serving": ServingCollector(),
             "drift": DriftCollector(),
+            "distributions": DistributionsCollector(),
             "data_quality": DataQualityCollector(),
             "quality": QualityCollector(),
             "datasets": DatasetsCollector(),

@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="cache the profiles here (what `run --state.dir` reads)",
     )
     prof.add_argument("--force", action="store_true", help="rebuild even if cached")
+    prof.add_argument("--model", default=None, help="only this model")
+    prof.add_argument(
+        "--output",
+        default=None,
+        help="write the model's portable profile file here, for `reference: {profile: FILE}` "
+        "(needs --model when several models have a reference)",
+    )
     est = sub.add_parser(
         "estimate-quota", help="serving replicas (serving logs) and pipeline quota plans (run logs)"
     )
@@ -251,18 +258,32 @@ def _profile(args) -> int:
     """``profile``: build (or load from the cache) every model's reference profile."""
     import time
 
-    from exporter.sources.reference import ReferenceError, load_or_build
+    from exporter.sources.reference import ReferenceError, load_or_build, save_cache
 
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print("\n".join(exc.errors), file=sys.stderr)
         return 1
+    models = [m for m in config.models if args.model in (None, m.name)]
+    if args.model is not None and not models:
+        print(f"no model named {args.model!r} in {args.config}", file=sys.stderr)
+        return 1
+    if args.output is not None:
+        with_ref = [m for m in models if m.reference is not None]
+        if len(with_ref) != 1:
+            print(
+                f"--output writes one model's profile: {len(with_ref)} models with a "
+                "reference match (name one with --model)",
+                file=sys.stderr,
+            )
+            return 1
+        models = with_ref
     failed = 0
     print(
         f"{'model':<20} {'rows':>12} {'files':>6} {'numeric':>8} {'categorical':>12} {'seconds':>8}"
     )
-    for model in config.models:
+    for model in models:
         if model.reference is None:
             print(f"{model.name:<20} (no reference configured)")
             continue
@@ -278,6 +299,13 @@ def _profile(args) -> int:
             f"{model.name:<20} {ref.rows:>12} {len(ref.files):>6} {len(specs.numeric):>8} "
             f"{len(specs.categorical):>12} {time.perf_counter() - start:>8.2f}"
         )
+        if args.output is not None:
+            try:
+                save_cache(args.output, ref)
+            except OSError as exc:
+                print(f"cannot write {args.output}: {exc}", file=sys.stderr)
+                return 1
+            print(f"wrote {args.output} (hash {ref.hash})")
     return 1 if failed else 0
 
 

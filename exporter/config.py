@@ -91,9 +91,12 @@ class Windows:
 
 @dataclass(frozen=True)
 class Reference:
-    path: str
+    # Training data (Parquet files, a directory or a glob), or ``profile``: a profile file
+    # written by ``mlpipe-exporter profile --output`` (every shard of a fleet bins alike).
+    path: str | None = None
     label: str | None = None
     prediction: str | None = None
+    profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,17 @@ class DriftVerdict:
     # Practical significance: also require this share of traffic to have moved (the KS
     # statistic for numeric columns, total variation for categorical). 0: off.
     min_effect: float = 0.0
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """What the distribution counters export (docs/fleet.md): numeric histograms' buckets
+    at the reference's deciles (10 buckets) or percentiles (100; the exporter's own KS
+    resolution), and the reference's ``top_k`` most frequent categories of each
+    categorical column (the rest count as ``__other__``)."""
+
+    buckets: Literal["deciles", "percentiles"] = "deciles"
+    top_k: int = 20
 
 
 @dataclass(frozen=True)
@@ -151,6 +165,7 @@ class Model:
     windows: Windows = Windows()
     thresholds: dict[str, float] = field(default_factory=dict)
     drift: DriftVerdict = DriftVerdict()
+    distribution: Distribution = Distribution()
     quality_thresholds: dict[str, float] = field(default_factory=dict)
     canary: Canary = Canary()
     max_versions: int = 5
@@ -480,7 +495,20 @@ def _validate_model(m: Model, p: str, errors: list[str]) -> None:
     for j, pattern in enumerate(m.labels or ()):
         _check_readable_glob(pattern, f"{p}.labels[{j}]", errors)
     if m.reference is not None:
-        _check_readable_glob(m.reference.path, f"{p}.reference.path", errors)
+        if (m.reference.path is None) == (m.reference.profile is None):
+            errors.append(f"{p}.reference: set exactly one of path (training data) or profile")
+        elif m.reference.path is not None:
+            _check_readable_glob(m.reference.path, f"{p}.reference.path", errors)
+        elif not os.access(m.reference.profile, os.R_OK):
+            errors.append(f"{p}.reference.profile: cannot read {m.reference.profile!r}")
+        if m.reference.profile is not None and (m.reference.label or m.reference.prediction):
+            errors.append(
+                f"{p}.reference: label and prediction come from the profile file; "
+                "set them where it is built"
+            )
+    dist = m.distribution or Distribution()
+    if dist.top_k is not None and not 1 <= dist.top_k <= (m.top_k or 100):
+        errors.append(f"{p}.distribution.top_k: must be in [1, top_k = {m.top_k}]")
     if m.windows is not None and m.windows.bucket and m.windows.length:
         if m.windows.bucket > m.windows.length:
             errors.append(f"{p}.windows.bucket: longer than windows.length")

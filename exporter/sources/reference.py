@@ -38,6 +38,7 @@ SAMPLE_SIZE = 100_000
 BATCH_ROWS = 65_536
 MAX_TRACKED_CATEGORIES = 100_000  # per column in pass 1; beyond it the tail is pruned
 CACHE_VERSION = 2
+PROFILE_FORMAT = "mlpipe-reference-profile"
 
 
 class ReferenceError(Exception):
@@ -145,7 +146,15 @@ def check_references(models) -> list[str]:
     problems: list[str] = []
     kinds: dict[str, tuple[str, str]] = {}
     for i, model in enumerate(models):
-        if model.reference is not None and model.features is None:
+        if model.reference is not None and model.reference.profile is not None:
+            try:
+                specs = load_profile(model).features.specs
+            except ReferenceError as exc:
+                problems.append(f"models[{i}].reference.profile: {exc}")
+                continue
+            numeric = [s.name for s in specs.numeric]
+            categorical = [s.name for s in specs.categorical]
+        elif model.reference is not None and model.features is None:
             files = parquet_files(model.reference.path)
             if not files:
                 problems.append(
@@ -372,7 +381,26 @@ def _assemble(model, specs, profile, rows, files) -> ReferenceProfile:
     def part(sub: ColumnSpecs | None) -> ColumnProfile | None:
         return ColumnProfile(sub, _take(specs, profile, sub)) if sub else None
 
-    return ReferenceProfile(part(features), part(prediction), part(label), rows, files)
+    ref = ReferenceProfile(part(features), part(prediction), part(label), rows, files)
+    ref.hash = profile_hash(ref)
+    return ref
+
+
+def _parts(ref: ReferenceProfile) -> dict[str, ColumnProfile | None]:
+    return {"features": ref.features, "prediction": ref.prediction, "label": ref.label}
+
+
+def profile_hash(ref: ReferenceProfile) -> str:
+    """A short digest of the bins and counts (not of file paths or build time): two
+    exporters that built or loaded the same reference agree on it."""
+    h = hashlib.sha256()
+    for key, part in _parts(ref).items():
+        if part is None:
+            continue
+        h.update(json.dumps([key, _specs_to_dict(part.specs)], sort_keys=True).encode())
+        for arr in (part.profile.numeric, part.profile.categorical):
+            h.update(np.ascontiguousarray(arr, np.int64).tobytes())
+    return h.hexdigest()[:12]
 
 
 # --- cache -------------------------------------------------------------------------------
@@ -444,8 +472,12 @@ def _specs_from_dict(d: dict) -> ColumnSpecs:
 
 
 def save_cache(path: str, ref: ReferenceProfile) -> None:
-    parts = {"features": ref.features, "prediction": ref.prediction, "label": ref.label}
+    """Write ``ref`` as a profile file (docs/fleet.md#the-profile-file): the cache under
+    ``--state.dir`` and the portable file of ``profile --output`` are this one format."""
+    parts = _parts(ref)
     meta = {
+        "format": PROFILE_FORMAT,
+        "version": CACHE_VERSION,
         "rows": ref.rows,
         "files": ref.files,
         "specs": {k: _specs_to_dict(v.specs) for k, v in parts.items() if v},
@@ -456,7 +488,7 @@ def save_cache(path: str, ref: ReferenceProfile) -> None:
             arrays[f"{key}_numeric"] = part.profile.numeric
             arrays[f"{key}_sums"] = part.profile.sums
             arrays[f"{key}_categorical"] = part.profile.categorical
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp.npz"
     np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
     os.replace(tmp, path)
@@ -465,6 +497,11 @@ def save_cache(path: str, ref: ReferenceProfile) -> None:
 def load_cache(path: str) -> ReferenceProfile:
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
+        if meta.get("version", CACHE_VERSION) != CACHE_VERSION:
+            raise ValueError(
+                f"profile format version {meta.get('version')}, this exporter reads "
+                f"{CACHE_VERSION}: rebuild it with this version's `profile --output`"
+            )
         parts = {}
         for key in ("features", "prediction", "label"):
             if key in meta["specs"]:
@@ -475,13 +512,27 @@ def load_cache(path: str) -> ReferenceProfile:
                 parts[key] = ColumnProfile(specs, profile)
             else:
                 parts[key] = None
-    return ReferenceProfile(
+    ref = ReferenceProfile(
         parts["features"], parts["prediction"], parts["label"], meta["rows"], meta["files"]
     )
+    ref.hash = profile_hash(ref)
+    return ref
+
+
+def load_profile(model: Model) -> ReferenceProfile:
+    """The profile file a model names (``reference.profile``), as ReferenceError if bad."""
+    path = model.reference.profile
+    try:
+        return load_cache(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ReferenceError(f"model {model.name}: cannot load profile {path!r}: {exc}") from exc
 
 
 def load_or_build(model: Model, state_dir: str | None, force: bool = False) -> ReferenceProfile:
-    """The model's reference profile, from the cache when the files are unchanged."""
+    """The model's reference profile: its profile file, or built from the training data
+    (from the cache when the files are unchanged)."""
+    if model.reference.profile is not None:
+        return load_profile(model)
     files = parquet_files(model.reference.path)
     if not files:
         raise ReferenceError(f"model {model.name}: no Parquet files match {model.reference.path!r}")

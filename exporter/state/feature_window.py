@@ -44,6 +44,12 @@ class FeatureWindow:
             shapes["num_sums"] = ((len(numeric), specs.numeric_width), np.float32)
             shapes["cat"] = ((len(categorical), specs.categorical_width), np.int64)
         self.ring = BucketRing(clock, shapes)
+        # Since start, what the windows counted: the distribution counters (Fleet).
+        width = specs.numeric_width if specs is not None else 0
+        self.total_num = np.zeros((len(numeric), width), np.int64)
+        self.total_sum = np.zeros(len(numeric))
+        cat_width = specs.categorical_width if specs is not None else 0
+        self.total_cat = np.zeros((len(categorical), cat_width), np.int64)
 
     @property
     def names(self) -> list[str]:
@@ -83,13 +89,24 @@ class FeatureWindow:
         if self.specs is None:
             return
         counts, sums = bin_numeric(self.specs, numeric)
+        cat = bin_categorical(self.specs, codes)
         self.ring.add(bucket, "num", counts)
         self.ring.add(bucket, "num_sums", sums)
-        self.ring.add(bucket, "cat", bin_categorical(self.specs, codes))
+        self.ring.add(bucket, "cat", cat)
+        self.total_num += counts
+        self.total_sum += sums.sum(axis=1)
+        self.total_cat += cat
 
     def merge(self, other: FeatureWindow) -> None:
         self.status += other.status
+        self.total_num += other.total_num
+        self.total_sum += other.total_sum
+        self.total_cat += other.total_cat
         self.ring.merge(other.ring)
+
+    def totals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Since start: numeric fine-bin counts, numeric value sums, categorical counts."""
+        return self.total_num, self.total_sum, self.total_cat
 
     def profile(self, now: float, back: int = 0) -> Profile:
         ring = self.ring

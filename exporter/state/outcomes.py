@@ -44,6 +44,9 @@ class OutcomeWindow:
             if isinstance(label_spec, NumericSpec):
                 shapes["label_sums"] = ((label_spec.bins,), np.float64)
         self.ring = BucketRing(clock, shapes)
+        # Since start: joined labels' bin counts and value sum (Fleet's counters).
+        self.label_total = np.zeros(label_spec.bins if label_spec else 0, np.int64)
+        self.label_total_sum = 0.0
 
     def add(self, bucket: int, slots: np.ndarray, predictions: list, labels: list) -> None:
         """One bucket's joined pairs: version slots, raw predictions, canonical labels."""
@@ -56,12 +59,16 @@ class OutcomeWindow:
             return
         if isinstance(spec, CategoricalSpec):
             codes = spec.codes(labels)[0]
-            self.ring.add(bucket, "label", np.bincount(codes[codes >= 0], minlength=spec.bins))
+            counts = np.bincount(codes[codes >= 0], minlength=spec.bins)
+            self.ring.add(bucket, "label", counts)
+            self.label_total += counts
         else:
             values = np.array([v if isinstance(v, int | float) else np.nan for v in labels], float)
             counts, sums = bin_numeric(ColumnSpecs((spec,)), values[:, None])
             self.ring.add(bucket, "label", counts[0, : spec.bins])
             self.ring.add(bucket, "label_sums", sums[0, : spec.bins])
+            self.label_total += counts[0, : spec.bins]
+            self.label_total_sum += float(sums.sum())
 
     def _add_quality(self, bucket: int, slots: np.ndarray, predictions: list, labels: list):
         sums = np.zeros((self.n_slots, len(_SUMS[self.task])))
@@ -97,6 +104,12 @@ class OutcomeWindow:
 
     def merge(self, other: OutcomeWindow) -> None:
         self.ring.merge(other.ring)
+        self.label_total += other.label_total
+        self.label_total_sum += other.label_total_sum
+
+    def label_totals(self) -> tuple[np.ndarray, float]:
+        """Since start: joined labels' bin counts and the sum of numeric labels."""
+        return self.label_total, self.label_total_sum
 
     def label_counts(self, now: float, back: int = 0):
         counts = self.ring.window("label", now, back)

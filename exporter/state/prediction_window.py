@@ -21,6 +21,9 @@ class PredictionWindow:
         if isinstance(spec, NumericSpec):
             shapes["pred_sums"] = ((n_slots, spec.bins), np.float32)
         self.ring = BucketRing(clock, shapes)
+        # Since start, per version slot: bin counts and the value sum (Fleet's counters).
+        self.total = np.zeros((n_slots, spec.bins), np.int64)
+        self.total_sum = np.zeros(n_slots)
 
     def values(self, raw: list) -> np.ndarray:
         """Predictions as bin codes (categorical) or floats (NaN: not a number)."""
@@ -37,17 +40,28 @@ class PredictionWindow:
             ok = ~np.isnan(values)
             idx = slots[ok] * width + np.searchsorted(spec.edges, values[ok], side="right")
         size = self.n_slots * width
-        self.ring.add(bucket, "pred", np.bincount(idx, minlength=size).reshape(-1, width))
+        counts = np.bincount(idx, minlength=size).reshape(-1, width)
+        self.ring.add(bucket, "pred", counts)
+        self.total += counts
         if "pred_sums" in self.ring.arrays:
             sums = np.bincount(idx, weights=values[ok], minlength=size).reshape(-1, width)
             self.ring.add(bucket, "pred_sums", sums)
+            self.total_sum += sums.sum(axis=1)
 
     def clear_slot(self, slot: int) -> None:
         for name in self.ring.arrays:
             self.ring.clear_row(name, slot)
+        self.total[slot] = 0
+        self.total_sum[slot] = 0.0
 
     def merge(self, other: PredictionWindow) -> None:
         self.ring.merge(other.ring)
+        self.total += other.total
+        self.total_sum += other.total_sum
+
+    def totals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Since start, per version slot: bin counts and the sum of the values."""
+        return self.total, self.total_sum
 
     def counts(self, now: float, back: int, slot: int):
         """One version slot's window: bin counts, or NumericCounts for numbers."""

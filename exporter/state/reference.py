@@ -24,6 +24,9 @@ class ReferenceProfile:
     label: ColumnProfile | None
     rows: int
     files: list[str]
+    # Identity of the bins and counts (sources/reference.profile_hash): shards that export
+    # distributions from different references cannot be merged, and say so.
+    hash: str = ""
 
 
 @dataclass

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 RECOUNT_FREE = (
     "thresholds",
     "drift",
+    "distribution",
     "quality_thresholds",
     "canary",
     "min_samples",

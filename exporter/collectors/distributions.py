@@ -1,0 +1,219 @@
+"""Distributions as counters, on bins fixed by the reference (docs/fleet.md).
+
+Counters add across instances, distances do not: Prometheus sums these over every replica
+and node and computes the fleet's skew and drift with the recording rules in
+``alert_rules/fleet.yaml``. Label values come from the reference (its bin edges and top-K
+categories) and the config, never from live data.
+
+Example output::
+
+    # TYPE mlpipe_feature_value histogram
+    mlpipe_feature_value_bucket{model="fraud",feature="amount",le="74.31"} 112.0
+    mlpipe_feature_value_bucket{model="fraud",feature="amount",le="+Inf"} 1000.0
+    # TYPE mlpipe_feature_category_total counter
+    mlpipe_feature_category_total{model="fraud",feature="country",category="DE"} 301.0
+    mlpipe_feature_category_total{model="fraud",feature="country",category="__other__"} 4.0
+    # TYPE mlpipe_reference_feature_bucket_ratio gauge
+    mlpipe_reference_feature_bucket_ratio{model="fraud",feature="amount",le="74.31"} 0.1
+
+Numeric bins are left-closed, ``[a, b)``, so a bucket's ``le`` is the float just below the
+edge ``b``: the cumulative count "≤ le" is exactly the count "< b".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import pairwise
+
+import numpy as np
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
+
+from exporter.config import Distribution
+from exporter.state.profiles import OTHER, UNSEEN, CategoricalSpec, NumericSpec
+from exporter.state.store import State
+from exporter.stats import drift
+
+
+def bucket_layout(spec: NumericSpec, buckets: str) -> tuple[list[str], np.ndarray, int]:
+    """(``le`` labels with "+Inf" last, fine bin -> exported bin, exported bins)."""
+    cache = spec.__dict__.setdefault("_export_layout", {})
+    if buckets not in cache:
+        if buckets == "deciles":
+            edges, groups, n = spec.psi_edges, spec.groups, spec.psi_bins
+        else:
+            edges, groups, n = spec.edges, np.arange(spec.bins), spec.bins
+        les = [floatToGoString(float(np.nextafter(e, -np.inf))) for e in edges] + ["+Inf"]
+        cache[buckets] = (les, groups, n)
+    return cache[buckets]
+
+
+def cumulative(spec: NumericSpec, fine_counts: np.ndarray, buckets: str) -> np.ndarray:
+    """Cumulative counts at the exported buckets from counts over the fine bins."""
+    _, groups, n = bucket_layout(spec, buckets)
+    return np.cumsum(drift.regroup(fine_counts[: spec.bins], groups, n))
+
+
+def category_layout(spec: CategoricalSpec, top_k: int) -> list[str]:
+    return [*spec.values[:top_k], OTHER, UNSEEN]
+
+
+def fold(spec: CategoricalSpec, counts: np.ndarray, top_k: int) -> np.ndarray:
+    """Counts over ``category_layout``: top-K beyond ``top_k`` fold into ``__other__``."""
+    k, n = min(top_k, len(spec.values)), len(spec.values)
+    counts = counts[: spec.bins]
+    return np.concatenate([counts[:k], [counts[k:n].sum() + counts[n]], [counts[n + 1]]])
+
+
+class _Families:
+    """The families of one kind of column (features, predictions, labels)."""
+
+    def __init__(self, kind: str, labels: list[str], what: str):
+        ref = f"mlpipe_reference_{kind}"
+        self.histogram = HistogramMetricFamily(
+            f"mlpipe_{kind}_value",
+            f"{what} values, on the reference's bins (le: just below each bin edge).",
+            labels=labels,
+        )
+        self.category = CounterMetricFamily(
+            f"mlpipe_{kind}_category",
+            f"{what} values by category: the reference's top K, __other__, __unseen__.",
+            labels=[*labels, "category"],
+        )
+        column = [lb for lb in labels if lb != "version"]
+        self.ref_bucket = GaugeMetricFamily(
+            f"{ref}_bucket_ratio",
+            f"Share of the reference's {what.lower()} values at or below le.",
+            labels=[*column, "le"],
+        )
+        self.ref_previous = GaugeMetricFamily(
+            f"{ref}_bucket_previous_info",
+            "Each bucket's next lower bucket (1): lets PromQL turn cumulative buckets into "
+            "per-bin shares.",
+            labels=[*column, "le", "previous_le"],
+        )
+        self.ref_category = GaugeMetricFamily(
+            f"{ref}_category_ratio",
+            f"Share of the reference's {what.lower()} values in each category.",
+            labels=[*column, "category"],
+        )
+
+    def numeric(self, labels, spec, counts, total_sum, buckets) -> None:
+        les = bucket_layout(spec, buckets)[0]
+        cum = cumulative(spec, counts, buckets)
+        self.histogram.add_metric(
+            labels, [(le, float(c)) for le, c in zip(les, cum, strict=True)], float(total_sum)
+        )
+
+    def categories(self, labels, spec, counts, top_k) -> None:
+        for category, c in zip(
+            category_layout(spec, top_k), fold(spec, counts, top_k), strict=True
+        ):
+            self.category.add_metric([*labels, category], float(c))
+
+    def reference(self, labels, spec, counts, dist: Distribution) -> None:
+        """The reference's shares (``counts`` None: the layout only, no reference data)."""
+        if isinstance(spec, NumericSpec):
+            les = bucket_layout(spec, dist.buckets)[0]
+            for lower, le in pairwise(les):
+                self.ref_previous.add_metric([*labels, le, lower], 1.0)
+            if counts is None:
+                return
+            cum = cumulative(spec, counts, dist.buckets)
+            total = cum[-1] or 1
+            for le, c in zip(les, cum, strict=True):
+                self.ref_bucket.add_metric([*labels, le], float(c / total))
+        elif counts is not None:
+            folded = fold(spec, counts, dist.top_k)
+            total = folded.sum() or 1
+            for category, c in zip(category_layout(spec, dist.top_k), folded, strict=True):
+                self.ref_category.add_metric([*labels, category], float(c / total))
+
+    def all(self) -> list[Metric]:
+        return [
+            self.histogram,
+            self.category,
+            self.ref_bucket,
+            self.ref_previous,
+            self.ref_category,
+        ]
+
+
+def _counts(ref_part):
+    """Fine-bin counts of a one-column reference part (NumericCounts or an array)."""
+    if ref_part is None:
+        return None
+    return ref_part.counts if isinstance(ref_part, drift.NumericCounts) else ref_part
+
+
+class DistributionsCollector:
+    name = "distributions"
+
+    def collect(self, state: State) -> Iterable[Metric]:
+        features = _Families("feature", ["model", "feature"], "Feature")
+        predictions = _Families("prediction", ["model", "version"], "Prediction")
+        labels = _Families("label", ["model"], "Joined label")
+        info = GaugeMetricFamily(
+            "mlpipe_reference_info",
+            "The reference profile in use (1), by its hash: shards with different hashes "
+            "cannot be merged.",
+            labels=["model", "hash"],
+        )
+        min_samples = GaugeMetricFamily(
+            "mlpipe_drift_min_samples",
+            "Fewest values on each side for a distance or verdict (config min_samples).",
+            labels=["model"],
+        )
+        for name, ms in state.models.items():
+            min_samples.add_metric([name], ms.model.min_samples)
+            ref = ms.reference
+            if ref is None:
+                continue
+            dist = ms.model.distribution
+            info.add_metric([name, ref.hash], 1.0)
+            self._features(features, name, ms, dist)
+            self._predictions(predictions, name, ms, dist)
+            spec = ms.outcomes.label_spec
+            if spec is not None:
+                counts, total_sum = ms.outcomes.label_totals()
+                self._column(labels, [name], spec, counts, total_sum, dist)
+                labels.reference([name], spec, _counts(ms.label_ref), dist)
+        yield from features.all()
+        yield from predictions.all()
+        yield from labels.all()
+        yield info
+        yield min_samples
+
+    @staticmethod
+    def _column(families, labels, spec, counts, total_sum, dist) -> None:
+        if isinstance(spec, NumericSpec):
+            families.numeric(labels, spec, counts, total_sum, dist.buckets)
+        else:
+            families.categories(labels, spec, counts, dist.top_k)
+
+    def _features(self, families: _Families, name: str, ms, dist: Distribution) -> None:
+        specs = ms.features.specs
+        num, sums, cat = ms.features.totals()
+        ref = ms.reference.features.profile
+        for j, spec in enumerate(specs.numeric):
+            families.numeric([name, spec.name], spec, num[j], sums[j], dist.buckets)
+            families.reference([name, spec.name], spec, ref.numeric[j], dist)
+        for j, spec in enumerate(specs.categorical):
+            families.categories([name, spec.name], spec, cat[j], dist.top_k)
+            families.reference([name, spec.name], spec, ref.categorical[j], dist)
+
+    def _predictions(self, families: _Families, name: str, ms, dist: Distribution) -> None:
+        if ms.predictions is None:
+            return
+        spec = ms.predictions.spec
+        counts, sums = ms.predictions.totals()
+        for slot, version in ms.slots.labels():
+            if version == "other" and not counts[slot].any():
+                continue
+            self._column(families, [name, version], spec, counts[slot], sums[slot], dist)
+        families.reference([name], spec, _counts(ms.prediction_ref), dist)
