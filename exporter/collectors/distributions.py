@@ -97,8 +97,10 @@ class _Families:
             "per-bin shares.",
             labels=[*column, "le", "previous_le"],
         )
+        # DESIGN §8's name for features: mlpipe_reference_category_ratio.
+        ref_category = "mlpipe_reference" if kind == "feature" else ref
         self.ref_category = GaugeMetricFamily(
-            f"{ref}_category_ratio",
+            f"{ref_category}_category_ratio",
             f"Share of the reference's {what.lower()} values in each category.",
             labels=[*column, "category"],
         )
