@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -26,6 +26,7 @@ from exporter.collectors.quality import QualityCollector
 from exporter.collectors.quota import QuotaCollector
 from exporter.collectors.serving import ServingCollector
 from exporter.config import Config, ConfigError, load_config
+from exporter.exposition import TextEncoder
 from exporter.ingest import (
     DatasetIngest,
     HostIngest,
@@ -105,6 +106,7 @@ class Exporter:
         self._reload = threading.Event()
         self._thread: threading.Thread | None = None
         self.registry = CollectorRegistry(auto_describe=False)
+        self.encoder = TextEncoder()
         available = {
             "serving": ServingCollector(),
             "drift": DriftCollector(),
@@ -222,7 +224,7 @@ class Exporter:
         the only place collectors run (besides tests reading the registry directly), so the
         collectors and the scrape framework's own fields have one writer: this thread.
         """
-        text = generate_latest(self.registry)
+        text = self.encoder.encode(self.registry)
         om = openmetrics.generate_latest(self.registry) if self.want_openmetrics.is_set() else None
         self.rendering = Rendering(text, gzip.compress(text, compresslevel=1), time.time(), om)
         return self.rendering

@@ -224,7 +224,7 @@ class Quota:
 class Limits:
     """Cardinality budget, enforced at scrape time (docs/scaling.md)."""
 
-    max_series_per_metric: int = 10_000
+    max_series_per_metric: int = 25_000
     max_series_per_model: int = 20_000
 
 

@@ -39,6 +39,8 @@ class SeriesBudget:
         self, families: list[Metric], per_metric: int, per_model: int, models: dict[str, int]
     ) -> None:
         for family in families:
+            if self._fits(family, per_metric, per_model, models):
+                continue
             kept_keys: set = set()
             keep = []
             dropped_keys: set = set()
@@ -71,6 +73,27 @@ class SeriesBudget:
                         per_metric,
                         per_model,
                     )
+
+    @staticmethod
+    def _fits(family: Metric, per_metric: int, per_model: int, models: dict[str, int]) -> bool:
+        """The common case, without building a key per sample: the family's series (one
+        sample per series but for a histogram's or summary's buckets and sum) fit both
+        budgets. Counts them into ``models`` if so; leaves ``models`` alone if not."""
+        skip = ("_bucket", "_sum") if family.type in ("histogram", "summary") else ()
+        per: dict[str, int] = {}
+        series = 0
+        for sample in family.samples:
+            if skip and sample.name.endswith(skip):
+                continue
+            series += 1
+            model = sample.labels.get("model")
+            if model is not None:
+                per[model] = per.get(model, 0) + 1
+        if series > per_metric or any(models.get(m, 0) + n > per_model for m, n in per.items()):
+            return False
+        for m, n in per.items():
+            models[m] = models.get(m, 0) + n
+        return True
 
     def family(self) -> Metric:
         from prometheus_client.core import CounterMetricFamily

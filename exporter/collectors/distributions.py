@@ -156,10 +156,48 @@ def _counts(ref_part):
 class DistributionsCollector:
     name = "distributions"
 
+    def __init__(self):
+        # The reference's families change only with the reference: built once per model,
+        # reference and distribution setting, and reused (a third of a rendering's samples).
+        self._static: dict[tuple, list[list]] = {}
+
+    def _reference_samples(self, name: str, ms) -> list[list]:
+        key = (name, ms.reference.hash, ms.model.distribution)
+        cached = self._static.get(key)
+        if cached is None:
+            kinds = (
+                _Families("feature", ["model", "feature"], "Feature"),
+                _Families("prediction", ["model", "version"], "Prediction"),
+                _Families("label", ["model"], "Joined label"),
+            )
+            self._reference_families(kinds, name, ms)
+            cached = [
+                [f.samples for f in (k.ref_bucket, k.ref_previous, k.ref_category)] for k in kinds
+            ]
+            if len(self._static) > 4 * 1024:  # models come from the config: never in practice
+                self._static.clear()
+            self._static[key] = cached
+        return cached
+
+    @staticmethod
+    def _reference_families(kinds, name: str, ms) -> None:
+        features, predictions, labels = kinds
+        dist = ms.model.distribution
+        specs, ref = ms.features.specs, ms.reference.features.profile
+        for j, spec in enumerate(specs.numeric):
+            features.reference([name, spec.name], spec, ref.numeric[j], dist)
+        for j, spec in enumerate(specs.categorical):
+            features.reference([name, spec.name], spec, ref.categorical[j], dist)
+        if ms.predictions is not None:
+            predictions.reference([name], ms.predictions.spec, _counts(ms.prediction_ref), dist)
+        if ms.outcomes.label_spec is not None:
+            labels.reference([name], ms.outcomes.label_spec, _counts(ms.label_ref), dist)
+
     def collect(self, state: State) -> Iterable[Metric]:
         features = _Families("feature", ["model", "feature"], "Feature")
         predictions = _Families("prediction", ["model", "version"], "Prediction")
         labels = _Families("label", ["model"], "Joined label")
+        kinds = (features, predictions, labels)
         info = GaugeMetricFamily(
             "mlpipe_reference_info",
             "The reference profile in use (1), by its hash: shards with different hashes "
@@ -184,7 +222,11 @@ class DistributionsCollector:
             if spec is not None:
                 counts, total_sum = ms.outcomes.label_totals()
                 self._column(labels, [name], spec, counts, total_sum, dist)
-                labels.reference([name], spec, _counts(ms.label_ref), dist)
+            for kind, samples in zip(kinds, self._reference_samples(name, ms), strict=True):
+                for family, cached in zip(
+                    (kind.ref_bucket, kind.ref_previous, kind.ref_category), samples, strict=True
+                ):
+                    family.samples.extend(cached)
         yield from features.all()
         yield from predictions.all()
         yield from labels.all()
@@ -201,13 +243,10 @@ class DistributionsCollector:
     def _features(self, families: _Families, name: str, ms, dist: Distribution) -> None:
         specs = ms.features.specs
         num, sums, cat = ms.features.totals()
-        ref = ms.reference.features.profile
         for j, spec in enumerate(specs.numeric):
             families.numeric([name, spec.name], spec, num[j], sums[j], dist.buckets)
-            families.reference([name, spec.name], spec, ref.numeric[j], dist)
         for j, spec in enumerate(specs.categorical):
             families.categories([name, spec.name], spec, cat[j], dist.top_k)
-            families.reference([name, spec.name], spec, ref.categorical[j], dist)
 
     def _predictions(self, families: _Families, name: str, ms, dist: Distribution) -> None:
         if ms.predictions is None:
@@ -218,4 +257,3 @@ class DistributionsCollector:
             if version == "other" and not counts[slot].any():
                 continue
             self._column(families, [name, version], spec, counts[slot], sums[slot], dist)
-        families.reference([name], spec, _counts(ms.prediction_ref), dist)

@@ -303,3 +303,48 @@ def test_fleet_skew_and_drift_equal_the_whole(fleet):
         proms["three"], 'mlpipe:feature_drifted:fleet{comparison="skew"}', ("feature",)
     )
     assert drifted == {("amount",): 1.0, ("age",): 0.0, ("country",): 1.0}
+
+
+def test_two_exporters_with_different_profiles_fire_the_mismatch_alert(tmp_path):
+    exporters, prom = [], None
+    try:
+        for k, shift in enumerate((0.0, 1.0)):
+            d = tmp_path / f"e{k}"
+            (d / "train").mkdir(parents=True)
+            x = np.random.default_rng(k).normal(shift, 1, 2000)
+            pq.write_table(pa.table({"x": x}), d / "train" / "part-0.parquet")
+            cfg = d / "config.yaml"
+            cfg.write_text(
+                yaml.safe_dump(
+                    {
+                        "models": [
+                            {
+                                "name": "fraud",
+                                "serving_logs": [str(d / "*.jsonl")],
+                                "reference": {"path": str(d / "train")},
+                            }
+                        ]
+                    }
+                )
+            )
+            exporters.append(ExporterProcess(str(cfg), str(d / "state"), str(d / "log")))
+        rules = tmp_path / "drift.yaml"
+        text = open(f"{ROOT}/alert_rules/drift.yaml").read().replace("for: 15m", "for: 2s")
+        rules.write_text(text)
+        (tmp_path / "prom").mkdir()
+        prom = Prometheus(
+            str(tmp_path / "prom"), [e.url.removeprefix("http://") for e in exporters], [rules]
+        )
+        firing = wait_for(
+            lambda: prom.query('ALERTS{alertname="MlpipeReferenceMismatch",alertstate="firing"}'),
+            timeout=60,
+            what="the mismatch alert firing",
+        )
+        assert [a["metric"]["model"] for a in firing] == ["fraud"]
+        hashes = prom.query('count by (hash) (mlpipe_reference_info{model="fraud"})')
+        assert len(hashes) == 2
+    finally:
+        if prom is not None:
+            prom.stop()
+        for e in exporters:
+            e.stop()

@@ -1,0 +1,72 @@
+"""The Prometheus text format, byte for byte as prometheus_client's ``generate_latest``
+writes it, at a fraction of the cost: a series' ``name{labels} `` prefix is formatted once
+and kept, so a rendering formats only values.
+
+Most series of a rendering are the same from one to the next (a model's features, bins and
+versions), and formatting their labels (escaping, sorting) was most of the encoding time:
+bench/fleet.py measured 41 900 samples in 600 ms with ``generate_latest``. The cache is
+bounded: past ``max_entries`` it starts over (series churn cannot grow it).
+"""
+
+from __future__ import annotations
+
+from prometheus_client.openmetrics import exposition as om
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+_TYPES = {"info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
+_SUFFIXES = {"counter": "_total", "info": "_info"}
+_OM_ONLY = ("_created", "_gsum", "_gcount")
+
+
+def _prefix(name: str, labels: dict) -> str:
+    if not labels:
+        return f"{om.escape_metric_name(name, om.UNDERSCORES)} "
+    body = ",".join(
+        f'{om.escape_label_name(k, om.UNDERSCORES)}="{om._escape(v, om.ALLOWUTF8, False)}"'
+        for k, v in sorted(labels.items())
+    )
+    return f"{om.escape_metric_name(name, om.UNDERSCORES)}{{{body}}} "
+
+
+class TextEncoder:
+    def __init__(self, max_entries: int = 500_000):
+        self.max_entries = max_entries
+        self._prefixes: dict[tuple, str] = {}
+
+    def _line(self, sample) -> str:
+        key = (sample.name, tuple(sample.labels.items()))
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            if len(self._prefixes) >= self.max_entries:
+                self._prefixes.clear()
+            prefix = self._prefixes[key] = _prefix(sample.name, sample.labels)
+        if sample.timestamp is not None:
+            return (
+                f"{prefix}{floatToGoString(sample.value)} {int(float(sample.timestamp) * 1000):d}\n"
+            )
+        return f"{prefix}{floatToGoString(sample.value)}\n"
+
+    def encode(self, registry: Collector) -> bytes:
+        """What ``prometheus_client.generate_latest(registry)`` returns."""
+        out: list[str] = []
+        line = self._line
+        for metric in registry.collect():
+            mname = metric.name + _SUFFIXES.get(metric.type, "")
+            mtype = _TYPES.get(metric.type, metric.type)
+            doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+            escaped = om.escape_metric_name(mname, om.UNDERSCORES)
+            out.append(f"# HELP {escaped} {doc}\n# TYPE {escaped} {mtype}\n")
+            extra: dict[str, list[str]] = {}
+            om_names = {metric.name + s: s for s in _OM_ONLY}
+            for s in metric.samples:
+                suffix = om_names.get(s.name)
+                if suffix is None:
+                    out.append(line(s))
+                else:
+                    extra.setdefault(suffix, []).append(line(s))
+            for suffix, lines in sorted(extra.items()):
+                name = om.escape_metric_name(metric.name + suffix, om.UNDERSCORES)
+                out.append(f"# HELP {name} {doc}\n# TYPE {name} gauge\n")
+                out.extend(lines)
+        return "".join(out).encode("utf-8")
