@@ -36,6 +36,7 @@ from exporter.ingest import (
     TailIngest,
     checkpoint_store,
 )
+from exporter.sharding import shard_config
 from exporter.sources.reference_builds import ReferenceBuilds
 from exporter.state.checkpoint import CheckpointStore
 from exporter.state.store import State
@@ -80,8 +81,11 @@ class Exporter:
         collectors: tuple[str, ...] = COLLECTOR_NAMES,
         stats_interval: float = 15.0,
         background_references: bool = False,
+        shard: tuple[int, int] | None = None,
     ):
         self.config_path = config_path
+        self.shard = shard
+        config = shard_config(config, shard)
         self.state_dir = state_dir
         self.interval = interval
         self.stats_interval = stats_interval
@@ -284,7 +288,7 @@ class Exporter:
         if not self.config_path:
             return False
         try:
-            config = load_config(self.config_path)
+            config = shard_config(load_config(self.config_path), self.shard)
             self._rebuild(config)
         except ConfigError as exc:
             self.reload_ok = False

@@ -22,6 +22,7 @@ from exporter.config import ConfigError, load_config  # noqa: E402
 from exporter.durations import parse_duration  # noqa: E402
 from exporter.logs import setup_logging  # noqa: E402
 from exporter.server import MetricsServer, parse_listen_address  # noqa: E402
+from exporter.sharding import parse_shard  # noqa: E402
 from exporter.sources.tail import raise_fd_limit  # noqa: E402
 from exporter.webconfig import WebConfigError, WebSecurity  # noqa: E402
 
@@ -80,6 +81,13 @@ def _add_run_flags(p: argparse.ArgumentParser, config_required: bool = True) -> 
         type=_duration,
         default=15.0,
         help="how often skew, drift and quality are recomputed (default 15s)",
+    )
+    p.add_argument(
+        "--models.shard",
+        dest="shard",
+        default=None,
+        help="INDEX/COUNT: export only the models whose name hashes to INDEX, with "
+        "Prometheus' hashmod (docs/fleet.md); pipelines and quotas go to shard 0",
     )
     p.add_argument(
         "--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"]
@@ -204,6 +212,11 @@ def _serve(args, config, config_path: str | None, stop: threading.Event | None =
         log.error("%s", exc)
         return 1
     try:
+        shard = parse_shard(args.shard) if args.shard else None
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 1
+    try:
         exporter = Exporter(
             config,
             config_path,
@@ -212,6 +225,7 @@ def _serve(args, config, config_path: str | None, stop: threading.Event | None =
             collectors,
             args.stats_interval,
             background_references=True,
+            shard=shard,
         )
     except ConfigError as exc:
         for line in exc.errors:

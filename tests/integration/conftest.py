@@ -107,15 +107,21 @@ class Daemon:
 
 
 class Prometheus(Daemon):
-    def __init__(self, tmp, targets: list[str], rule_files=(), alertmanager: str | None = None):
+    def __init__(
+        self,
+        tmp,
+        targets: list[str],
+        rule_files=(),
+        alertmanager: str | None = None,
+        scrape: dict | None = None,
+    ):
         require_binary(PROMETHEUS)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        job = {"job_name": "mlpipe-exporter", "static_configs": [{"targets": targets}]}
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [
-                {"job_name": "mlpipe-exporter", "static_configs": [{"targets": targets}]}
-            ],
+            "scrape_configs": [{**job, **(scrape or {})}],
             "rule_files": [str(r) for r in rule_files],
         }
         if alertmanager:

@@ -83,3 +83,29 @@ def gate_queries() -> dict[str, str]:
             "{{ variables.model }}", "fraud"
         ).replace("{{ variables.canary_version }}", "v7")
     return out
+
+
+def test_node_daemonset_is_locked_down_and_scraped_as_the_rules_expect():
+    docs = load_all(os.path.join(ROOT, "deploy", "kubernetes", "daemonset.yaml"))
+    ds = next(d for d in docs if d["kind"] == "DaemonSet")
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (c,) = pod["containers"]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    assert mounts["serving-logs"]["readOnly"] is True and mounts["profiles"]["readOnly"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "hostPath" in volumes["state"]  # checkpoints survive a pod restart on the node
+    labels = ds["spec"]["template"]["metadata"]["labels"]
+    monitor = next(d for d in docs if d["kind"] == "PodMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert {"targetLabel": "job", "replacement": "mlpipe-exporter"} in endpoint["relabelings"]
+    assert endpoint["port"] == c["ports"][0]["name"]
+    # Without the operator (Debian's promtool lacks the Kubernetes discovery to check it).
+    prom = yaml.safe_load(open(os.path.join(ROOT, "deploy", "prometheus", "kubernetes.yml")))
+    (job,) = prom["scrape_configs"]
+    assert job["job_name"] == "mlpipe-exporter"
+    keep = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
+    assert {r["regex"] for r in keep} == {"mlpipe-exporter", c["ports"][0]["name"]}

@@ -348,3 +348,60 @@ def test_two_exporters_with_different_profiles_fire_the_mismatch_alert(tmp_path)
             prom.stop()
         for e in exporters:
             e.stop()
+
+
+def test_two_model_shards_split_the_models_as_prometheus_hashmod_does(tmp_path):
+    """--models.shard=i/2: every model is exported by exactly one of two exporters, the one
+    Prometheus' own hashmod of the model name points to."""
+    names = [f"model-{k}" for k in range(12)]
+    (tmp_path / "logs").mkdir()
+    cfg = tmp_path / "config.yaml"
+    models = [{"name": n, "serving_logs": [str(tmp_path / "logs" / "*.jsonl")]} for n in names]
+    cfg.write_text(yaml.safe_dump({"models": models}))
+    exporters, prom = [], None
+    try:
+        for index in (0, 1):
+            exporters.append(
+                ExporterProcess(
+                    str(cfg),
+                    str(tmp_path / f"state{index}"),
+                    str(tmp_path / f"log{index}"),
+                    f"--models.shard={index}/2",
+                )
+            )
+        # Prometheus labels each series with hashmod(model) % 2: it must name the exporter.
+        relabel = {
+            "metric_relabel_configs": [
+                {
+                    "source_labels": ["model"],
+                    "regex": "(.+)",
+                    "modulus": 2,
+                    "target_label": "shard",
+                    "action": "hashmod",
+                }
+            ]
+        }
+        (tmp_path / "prom").mkdir()
+        prom = Prometheus(
+            str(tmp_path / "prom"),
+            [e.url.removeprefix("http://") for e in exporters],
+            scrape=relabel,
+        )
+        wait_for(
+            lambda: len(prom.query("mlpipe_drift_min_samples")) == len(names),
+            timeout=30,
+            what="every model scraped once",
+        )
+        port_of = {e.url.removeprefix("http://"): k for k, e in enumerate(exporters)}
+        seen = {}
+        for r in prom.query("mlpipe_drift_min_samples"):
+            m = r["metric"]
+            assert int(m["shard"]) == port_of[m["instance"]], m
+            seen[m["model"]] = m["instance"]
+        assert sorted(seen) == sorted(names)
+        assert len(set(seen.values())) == 2  # both shards export some models
+    finally:
+        if prom is not None:
+            prom.stop()
+        for e in exporters:
+            e.stop()
