@@ -295,7 +295,76 @@ def serving():
     )
 
 
+FEATURE_LINK = {
+    "title": "How ${__field.labels.feature} moved",
+    "url": "/d/mlpipe-drift?var-model=${__field.labels.model}"
+    "&var-feature=${__field.labels.feature}&${__url_time_range}",
+}
+
+
+def fleet_panels() -> list[dict]:
+    """Fleet scores (every exporter's counters merged by Prometheus) and, per feature, how
+    its distribution moved: shares by bucket or category, quantiles, a heatmap."""
+    MF = f'{M},feature=~"$feature"'
+    quantiles = [
+        f"histogram_quantile({q}, sum by (le, feature) "
+        f"(rate(mlpipe_feature_value_bucket{{{MF}}}[{RI}])))"
+        for q in (0.1, 0.5, 0.9)
+    ] + [
+        f"histogram_quantile({q}, max by (le, feature) "
+        f"(mlpipe_reference_feature_bucket_ratio{{{MF}}}))"
+        for q in (0.1, 0.5, 0.9)
+    ]
+    scores = panel(
+        "Fleet skew (PSI), all instances merged",
+        f'mlpipe:feature_skew:fleet{{{MF},method="psi"}}',
+        legend="{{model}} {{feature}}",
+        desc="Computed by Prometheus from every exporter's distribution counters "
+        "(alert_rules/fleet.yaml): correct at any number of replicas. Click a feature for "
+        "its distribution.",
+    )
+    scores["fieldConfig"]["defaults"]["links"] = [FEATURE_LINK]
+    verdicts = panel(
+        "Fleet verdicts (1 = drifted)",
+        f"mlpipe:feature_drifted:fleet{{{MF}}}",
+        legend="{{model}} {{feature}} {{comparison}}",
+        desc="What pages for models several exporters export (MlpipeModelSkew/Drift).",
+    )
+    verdicts["fieldConfig"]["defaults"]["links"] = [FEATURE_LINK]
+    shares = panel(
+        "Shares by bucket or category: reference vs this window ($feature)",
+        f'mlpipe:feature_bin:share{{{MF},window=~"reference|current"}}',
+        "bargauge",
+        unit="percentunit",
+        w=8,
+        legend="{{feature}} {{bin}} {{window}}",
+        desc="Which values moved, and where to: each bucket's (le: its upper edge) or "
+        "category's share in the reference and in the fleet's current window.",
+    )
+    moved = panel(
+        "Quantiles over time vs the reference's ($feature)",
+        quantiles,
+        w=8,
+        legend=[f"{{{{feature}}}} p{q} now" for q in (10, 50, 90)]
+        + [f"{{{{feature}}}} p{q} reference" for q in (10, 50, 90)],
+        desc="From the merged histogram (interpolated within a bucket) against the "
+        "reference's quantiles from its bucket shares.",
+    )
+    heat = panel(
+        "Distribution over time ($feature)",
+        f"sum by (le) (increase(mlpipe_feature_value_bucket{{{MF}}}[{RI}]))",
+        "heatmap",
+        w=8,
+        legend="{{le}}",
+    )
+    heat["targets"][0]["format"] = "heatmap"
+    for p in (shares, moved, heat):
+        p["repeat"], p["repeatDirection"] = "feature", "h"
+    return [scores, verdicts], [row("Distributions (fleet)"), shares, moved, heat]
+
+
 def drift():
+    fleet_scores, distributions = fleet_panels()
     return dashboard(
         "mlpipe-drift",
         "mlpipe / Skew, drift and data quality",
@@ -326,6 +395,7 @@ def drift():
                 legend=["{{feature}}", "threshold"],
                 desc="Below the threshold (Benjamini-Hochberg at the false-alarm rate): drifted.",
             ),
+            *fleet_scores,
             panel(
                 "Worst features by skew (PSI)",
                 f'topk(10, mlpipe_feature_skew{{{M},method="psi"}})',
@@ -370,6 +440,7 @@ def drift():
                 f"sum by (model, result) (rate(mlpipe_label_join_total{{{M}}}[{RI}]))",
                 legend="{{model}} {{result}}",
             ),
+            *distributions,
         ],
     )
 
