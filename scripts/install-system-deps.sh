@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install Debian's prometheus and prometheus-alertmanager when missing (the integration
-# tests run the real binaries). Needs root, as in CI.
+# tests run the real binaries), and Java for the Spark reference builder's test (pyspark
+# needs Java 17+). Needs root, as in CI.
 set -euo pipefail
 missing=()
 [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || missing+=(prometheus)
 [ -x /usr/bin/prometheus-alertmanager ] && [ -x /usr/bin/amtool ] || missing+=(prometheus-alertmanager)
+command -v java >/dev/null || missing+=(default-jre-headless)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

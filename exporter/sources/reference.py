@@ -288,6 +288,22 @@ class _Pass1:
                 self.counts[j] = dict(keep)
                 self.complete[j] = False
 
+    def merge(self, other: _Pass1) -> None:
+        """Add another part's pass 1 (the Spark builder: one part per partition)."""
+        self.samples += other.samples
+        self.low, self.high = np.minimum(self.low, other.low), np.maximum(self.high, other.high)
+        self.count, self.sum = self.count + other.count, self.sum + other.sum
+        self.sumsq = self.sumsq + other.sumsq
+        for j, theirs in enumerate(other.counts):
+            counts = self.counts[j]
+            for value, n in theirs.items():
+                counts[value] = counts.get(value, 0) + n
+            self.complete[j] = self.complete[j] and other.complete[j]
+            if len(counts) > MAX_TRACKED_CATEGORIES:
+                keep = sorted(counts.items(), key=lambda kv: -kv[1])[: MAX_TRACKED_CATEGORIES // 2]
+                self.counts[j] = dict(keep)
+                self.complete[j] = False
+
     def specs(self, top_k: int) -> ColumnSpecs:
         sample = np.concatenate(self.samples) if self.samples else np.empty((0, len(self.numeric)))
         numeric = []
@@ -327,6 +343,22 @@ def _split(specs: ColumnSpecs, name: str | None) -> tuple[ColumnSpecs, ColumnSpe
     return ColumnSpecs(num, cat), alone
 
 
+def profile_columns(schema: pa.Schema, model: Model) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) columns a reference profiles: the features, then the label
+    and prediction columns in the kind the model's task gives them."""
+    ref = model.reference
+    numeric, categorical = select_columns(schema, model)
+    classification = model.task != "regression"
+    for role, name in (("label", ref.label), ("prediction", ref.prediction)):
+        if name is None:
+            continue
+        if name not in schema.names:
+            raise ReferenceError(f"model {model.name}: reference has no {role} column {name!r}")
+        as_category = classification and not (role == "prediction" and model.task != "multiclass")
+        (categorical if as_category else numeric).append(name)
+    return numeric, categorical
+
+
 def build_reference(model: Model, files: list[str] | None = None) -> ReferenceProfile:
     """Stream the reference Parquet twice and return its specs and profiles."""
     ref = model.reference
@@ -337,15 +369,7 @@ def build_reference(model: Model, files: list[str] | None = None) -> ReferencePr
         schema = pq.read_schema(files[0])
     except (pa.ArrowInvalid, OSError) as exc:
         raise ReferenceError(f"model {model.name}: cannot read reference: {exc}") from exc
-    numeric, categorical = select_columns(schema, model)
-    classification = model.task != "regression"
-    for role, name in (("label", ref.label), ("prediction", ref.prediction)):
-        if name is None:
-            continue
-        if name not in schema.names:
-            raise ReferenceError(f"model {model.name}: reference has no {role} column {name!r}")
-        as_category = classification and not (role == "prediction" and model.task != "multiclass")
-        (categorical if as_category else numeric).append(name)
+    numeric, categorical = profile_columns(schema, model)
     columns = [*numeric, *categorical]
     try:
         rows = count_rows(files)
@@ -397,7 +421,11 @@ def profile_hash(ref: ReferenceProfile) -> str:
     for key, part in _parts(ref).items():
         if part is None:
             continue
-        h.update(json.dumps([key, _specs_to_dict(part.specs)], sort_keys=True).encode())
+        specs = _specs_to_dict(part.specs)
+        for s in specs["numeric"]:
+            # Moments summed in another order (Spark's partitions) differ in the last bits.
+            s["scale"] = float(f"{s['scale']:.10g}")
+        h.update(json.dumps([key, specs], sort_keys=True).encode())
         for arr in (part.profile.numeric, part.profile.categorical):
             h.update(np.ascontiguousarray(arr, np.int64).tobytes())
     return h.hexdigest()[:12]
