@@ -1,6 +1,8 @@
 """Soak: a writer appends serving-log lines at a fixed rate while a real Prometheus scrapes
 the exporter every second. Reports lines/s sustained, scrape p50/p99 (Prometheus's own
-scrape_duration_seconds), RSS at start/middle/end, and lines written vs counted.
+scrape_duration_seconds, its parsing included), the exporter's answer p50/p99 (a client
+fetching /metrics with gzip twice a second), RSS at start/middle/end, and lines written vs
+counted.
 
     python bench/soak.py [--seconds 600] [--models 20] [--features 50] [--rate 2000]
 
@@ -140,11 +142,24 @@ def run(seconds: float, models: int, features: int, rate: float) -> dict:
             os.path.join(work, "logs", "serving.jsonl"), models, features, rate, seconds
         )
         rss = {"start": exporter.memory_info().rss}
+        # The exporter's own answer time, apart from Prometheus parsing what it gets.
+        answers: list[float] = []
+
+        def client() -> None:
+            while writer.is_alive():
+                started = time.perf_counter()
+                requests.get(f"{url}/metrics", timeout=10, headers={"Accept-Encoding": "gzip"})
+                answers.append(time.perf_counter() - started)
+                time.sleep(0.5)
+
         t0 = time.time()
         writer.start()
+        poller = threading.Thread(target=client, daemon=True)
+        poller.start()
         time.sleep(seconds / 2)
         rss["middle"] = exporter.memory_info().rss
         writer.join()
+        poller.join()
         wait_for(lambda: parsed(url) >= writer.written, timeout=120, what="catch-up")
         elapsed = time.time() - t0
         rss["end"] = exporter.memory_info().rss
@@ -171,6 +186,8 @@ def run(seconds: float, models: int, features: int, rate: float) -> dict:
             "lines_per_s": counted / elapsed,
             "scrape_p50_ms": p50 * 1000,
             "scrape_p99_ms": p99 * 1000,
+            "answer_p50_ms": float(np.quantile(answers, 0.5)) * 1000,
+            "answer_p99_ms": float(np.quantile(answers, 0.99)) * 1000,
             "scrapes": scrapes,
             "series": series,
             "rss_mb": {k: v / 2**20 for k, v in rss.items()},
@@ -210,6 +227,8 @@ def main() -> None:
                     f"{r['lost']:.0f}",
                     f"{r['scrape_p50_ms']:.1f}",
                     f"{r['scrape_p99_ms']:.1f}",
+                    f"{r['answer_p50_ms']:.1f}",
+                    f"{r['answer_p99_ms']:.1f}",
                     f"{r['series']:.0f}",
                     f"{rss['start']:.0f} / {rss['middle']:.0f} / {rss['end']:.0f}",
                 )
@@ -221,6 +240,8 @@ def main() -> None:
                 "lost",
                 "scrape p50 ms",
                 "scrape p99 ms",
+                "answer p50 ms",
+                "answer p99 ms",
                 "series",
                 "RSS MiB start/mid/end",
             ),

@@ -107,7 +107,7 @@ def fleet(tmp_path):
         )
     rules = tmp_path / "fleet.yaml"
     subprocess.run(
-        [sys.executable, "scripts/generate_fleet_rules.py", f"--window={WINDOW}s",
+        [sys.executable, "scripts/generate_fleet_rules.py", f"--window={WINDOW}s", "--interval=1s",
          f"--output={rules}"],
         check=True, cwd=ROOT,
     )  # fmt: skip
