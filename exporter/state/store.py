@@ -94,11 +94,16 @@ class State:
         for d in config.datasets:
             ref = self.models[d.reference].reference
             if ref is None:
-                log.error(
-                    "dataset %s: model %s has no reference profile; not watched",
-                    d.name,
-                    d.reference,
-                )
+                status = self.references.get(d.reference)
+                if status is not None and status.building:
+                    # Not a problem: the dataset is watched once the reference is built.
+                    log.info("dataset %s: waiting for model %s's reference", d.name, d.reference)
+                else:
+                    log.error(
+                        "dataset %s: model %s has no reference profile; not watched",
+                        d.name,
+                        d.reference,
+                    )
                 continue
             old = previous.datasets.get(d.name) if previous else None
             same = old is not None and old.dataset == d and old.reference is ref

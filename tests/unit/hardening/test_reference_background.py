@@ -79,3 +79,35 @@ def test_serving_metrics_flow_while_the_reference_builds(tmp_path, monkeypatch):
         release.set()
         e.stop()
         server.stop()
+
+
+def test_a_dataset_waiting_for_its_reference_is_not_an_error(tmp_path, monkeypatch, caplog):
+    rng = np.random.default_rng(2)
+    (tmp_path / "train").mkdir()
+    (tmp_path / "daily").mkdir()
+    pq.write_table(pa.table({"x": rng.normal(0, 1, 500)}), tmp_path / "train" / "t.parquet")
+    release = threading.Event()
+    real = reference_builds.load_or_build
+
+    def slow(model, state_dir, force=False):
+        release.wait(30)
+        return real(model, state_dir, force)
+
+    monkeypatch.setattr(reference_builds, "load_or_build", slow)
+    cfg = {
+        "models": [
+            {
+                "name": "fraud",
+                "serving_logs": [str(tmp_path / "*.jsonl")],
+                "reference": {"path": str(tmp_path / "train")},
+            }
+        ],
+        "datasets": [{"name": "daily", "path": str(tmp_path / "daily"), "reference": "fraud"}],
+    }
+    caplog.set_level("INFO")
+    e = Exporter(parse_config(cfg), background_references=True)
+    release.set()
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert not errors, [r.getMessage() for r in errors]
+    assert any("waiting for model fraud's reference" in r.getMessage() for r in caplog.records)
+    wait_for(lambda: e.references.changed.is_set(), what="the reference built")
