@@ -52,6 +52,7 @@ def per_bin(cumulative: str, column: str, info: str, info_on: str) -> str:
     bucket minus its next lower bucket, found through the reference's ``info``
     (``..._bucket_previous_info``, its labels ``info_on`` plus le): PromQL cannot order
     ``le`` values itself."""
+    selector = "" if ":" in info else f"{{{JOB}}}"  # a recorded series has no job label
     return f"""
 label_replace(label_replace(
   (
@@ -60,7 +61,7 @@ label_replace(label_replace(
     (
       label_replace({cumulative}, "previous_le", "$1", "le", "(.*)")
       * on ({info_on}, previous_le) group_left (le)
-      max by ({info_on}, le, previous_le) ({info}{{{JOB}}})
+      max by ({info_on}, le, previous_le) ({info}{selector})
     )
   )
   or on (model, {column}, le, window) {cumulative},
@@ -68,11 +69,10 @@ label_replace(label_replace(
 """
 
 
-# The reference's cumulative shares, one series per bucket whatever the instances.
-REFERENCE_CUMULATIVE = (
-    "label_replace(max by (model, feature, le) "
-    f'(mlpipe_reference_feature_bucket_ratio{{{JOB}}}), "window", "reference", "", "")'
-)
+# The reference's cumulative shares and bucket order, one series per bucket whatever the
+# instances: recorded once (each is read several times per evaluation).
+REFERENCE_CUMULATIVE = 'mlpipe:feature_value_bucket:share{window="reference"}'
+BUCKET_ORDER = "mlpipe:feature_value_bucket:previous"
 
 
 def cumulative_share(window: str) -> str:
@@ -115,6 +115,16 @@ def feature_rules(window: str) -> list[dict]:
             ">= on (model) group_left () max by (model) "
             f"(mlpipe_drift_min_samples{{{JOB}}})",
         ),
+        rule(
+            "mlpipe:feature_value_bucket:share",
+            f"max by (model, feature, le) (mlpipe_reference_feature_bucket_ratio{{{JOB}}})",
+            window="reference",
+        ),
+        rule(
+            BUCKET_ORDER,
+            "max by (model, feature, le, previous_le) "
+            f"(mlpipe_reference_feature_bucket_previous_info{{{JOB}}})",
+        ),
         # Per-bin shares: a bucket's count minus its next lower bucket's, over the window's
         # values; the reference's from its cumulative shares alike.
         rule(
@@ -122,7 +132,7 @@ def feature_rules(window: str) -> list[dict]:
             per_bin(
                 "mlpipe:feature_value_bucket:increase",
                 "feature",
-                "mlpipe_reference_feature_bucket_previous_info",
+                BUCKET_ORDER,
                 "model, feature",
             ).strip()
             + "\n/ on (model, feature, window) group_left () mlpipe:feature_values:increase",
@@ -130,12 +140,7 @@ def feature_rules(window: str) -> list[dict]:
         ),
         rule(
             "mlpipe:feature_bin:share",
-            per_bin(
-                REFERENCE_CUMULATIVE,
-                "feature",
-                "mlpipe_reference_feature_bucket_previous_info",
-                "model, feature",
-            ),
+            per_bin(REFERENCE_CUMULATIVE, "feature", BUCKET_ORDER, "model, feature"),
             kind="numeric",
             window="reference",
         ),
