@@ -129,6 +129,14 @@ def main() -> None:
                 samples.setdefault(group, []).append(seconds)
             time.sleep(1)
         fleet_series = prom.value('count({__name__=~"mlpipe:.*"})')
+        # What one aggregation over the instances' reference buckets costs this Prometheus,
+        # to tell the rules' cost from the machine's.
+        probe = "max by (model, feature, le) (mlpipe_reference_feature_bucket_ratio)"
+        probe_times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            prom.query(probe)
+            probe_times.append(time.perf_counter() - started)
         groups = requests.get(f"{prom.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
         slowest = sorted(
             (
@@ -151,6 +159,8 @@ def main() -> None:
             med, worst = statistics.median(values), max(values)
             print(f"| rule group {group}: evaluation median / max, s ({len(values)} samples) "
                   f"| {med:.3f} / {worst:.3f} |")  # fmt: skip
+        print(f"| one `{probe}` query ({probe_times and len(probe_times)} runs), median s "
+              f"| {statistics.median(probe_times):.3f} |")  # fmt: skip
         print("\nslowest rules (last evaluation, s):")
         for seconds, name, labels in slowest:
             print(f"  {seconds:.3f} {name} {labels}")

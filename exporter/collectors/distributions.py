@@ -32,6 +32,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from exporter.config import Distribution
@@ -108,9 +109,16 @@ class _Families:
     def numeric(self, labels, spec, counts, total_sum, buckets) -> None:
         les = bucket_layout(spec, buckets)[0]
         cum = cumulative(spec, counts, buckets)
-        self.histogram.add_metric(
-            labels, [(le, float(c)) for le, c in zip(les, cum, strict=True)], float(total_sum)
-        )
+        # Samples written directly: HistogramMetricFamily.add_metric leaves out _count and
+        # _sum when the first bucket is negative (an OpenMetrics rule for negative
+        # observations), and every feature histogram must have both.
+        name = self.histogram.name
+        base = dict(zip(self.histogram._labelnames, labels, strict=True))
+        samples = self.histogram.samples
+        for le, c in zip(les, cum, strict=True):
+            samples.append(Sample(f"{name}_bucket", {**base, "le": le}, float(c)))
+        samples.append(Sample(f"{name}_count", base, float(cum[-1])))
+        samples.append(Sample(f"{name}_sum", base, float(total_sum)))
 
     def categories(self, labels, spec, counts, top_k) -> None:
         for category, c in zip(

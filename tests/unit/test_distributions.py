@@ -27,7 +27,7 @@ def setup(tmp_path, **model):
         pa.table(
             {
                 "age": rng.integers(18, 80, 5000),  # integers: decile edges fall on values
-                "amount": rng.normal(100, 20, 5000),
+                "amount": rng.normal(0, 20, 5000),  # negative bucket edges
                 "country": rng.choice([f"c{i}" for i in range(30)], 5000),
             }
         ),
@@ -79,6 +79,11 @@ def test_histogram_counts_values_at_or_below_le_as_numpy_does(tmp_path):
         s.value for s in fam.samples if s.name.endswith("_sum") and s.labels["feature"] == "age"
     ]
     assert total == ages.sum()
+    # Every feature has _count and _sum, negative values included (amount's reference is
+    # positive, so test a feature whose first bucket is negative too).
+    for feature in ("age", "amount"):
+        names = {s.name for s in fam.samples if s.labels["feature"] == feature}
+        assert {"mlpipe_feature_value_count", "mlpipe_feature_value_sum"} <= names, feature
 
 
 def test_categories_fold_into_the_exported_top_k_and_unseen(tmp_path):
