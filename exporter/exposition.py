@@ -32,20 +32,25 @@ def _prefix(name: str, labels: dict) -> str:
 class TextEncoder:
     def __init__(self, max_entries: int = 500_000):
         self.max_entries = max_entries
-        self._prefixes: dict[tuple, str] = {}
+        # (name, labels) -> [prefix, last value, last line]
+        self._prefixes: dict[tuple, list] = {}
 
     def _line(self, sample) -> str:
         key = (sample.name, tuple(sample.labels.items()))
-        prefix = self._prefixes.get(key)
-        if prefix is None:
+        entry = self._prefixes.get(key)
+        if entry is None:
             if len(self._prefixes) >= self.max_entries:
                 self._prefixes.clear()
-            prefix = self._prefixes[key] = _prefix(sample.name, sample.labels)
+            entry = self._prefixes[key] = [_prefix(sample.name, sample.labels), None, ""]
         if sample.timestamp is not None:
-            return (
-                f"{prefix}{floatToGoString(sample.value)} {int(float(sample.timestamp) * 1000):d}\n"
-            )
-        return f"{prefix}{floatToGoString(sample.value)}\n"
+            value = floatToGoString(sample.value)
+            return f"{entry[0]}{value} {int(float(sample.timestamp) * 1000):d}\n"
+        value = sample.value
+        if value != entry[1] or value != value:  # changed, or NaN (never equal)
+            entry[1], entry[2] = value, f"{entry[0]}{floatToGoString(value)}\n"
+        # A series whose value did not change (the reference's shares, idle counters) costs
+        # one dictionary lookup.
+        return entry[2]
 
     def encode(self, registry: Collector) -> bytes:
         """What ``prometheus_client.generate_latest(registry)`` returns."""
