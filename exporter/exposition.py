@@ -17,6 +17,9 @@ from prometheus_client.utils import floatToGoString
 _TYPES = {"info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
 _SUFFIXES = {"counter": "_total", "info": "_info"}
 _OM_ONLY = ("_created", "_gsum", "_gcount")
+# A family marked with this attribute (True) promises that, while its ``samples`` is the
+# same list object, its text is the same: the encoder keeps the text and reuses it.
+STATIC = "mlpipe_static_text"
 
 
 def _prefix(name: str, labels: dict) -> str:
@@ -32,6 +35,7 @@ def _prefix(name: str, labels: dict) -> str:
 class TextEncoder:
     def __init__(self, max_entries: int = 500_000):
         self.max_entries = max_entries
+        self._static: dict[str, tuple[list, str]] = {}  # family name -> (samples, text)
         # (name, labels) -> [prefix, last value, last line]
         self._prefixes: dict[tuple, list] = {}
 
@@ -57,6 +61,13 @@ class TextEncoder:
         out: list[str] = []
         line = self._line
         for metric in registry.collect():
+            static = getattr(metric, STATIC, False)
+            if static:
+                kept = self._static.get(metric.name)
+                if kept is not None and kept[0] is metric.samples:
+                    out.append(kept[1])
+                    continue
+                start = len(out)
             mname = metric.name + _SUFFIXES.get(metric.type, "")
             mtype = _TYPES.get(metric.type, metric.type)
             doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
@@ -74,4 +85,6 @@ class TextEncoder:
                 name = om.escape_metric_name(metric.name + suffix, om.UNDERSCORES)
                 out.append(f"# HELP {name} {doc}\n# TYPE {name} gauge\n")
                 out.extend(lines)
+            if static:
+                self._static[metric.name] = (metric.samples, "".join(out[start:]))
         return "".join(out).encode("utf-8")

@@ -22,6 +22,7 @@ edge ``b``: the cumulative count "≤ le" is exactly the count "< b".
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from itertools import pairwise
 
@@ -36,6 +37,7 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from exporter.config import Distribution
+from exporter.exposition import STATIC
 from exporter.state.profiles import OTHER, UNSEEN, CategoricalSpec, NumericSpec
 from exporter.state.store import State
 from exporter.stats import drift
@@ -168,6 +170,8 @@ class DistributionsCollector:
         # The reference's families change only with the reference: built once per model,
         # reference and distribution setting, and reused (a third of a rendering's samples).
         self._static: dict[tuple, list[list]] = {}
+        self._families_key: tuple | None = None
+        self._families: list[Metric] = []
 
     def _reference_samples(self, name: str, ms) -> list[list]:
         key = (name, ms.reference.hash, ms.model.distribution)
@@ -217,6 +221,7 @@ class DistributionsCollector:
             "Fewest values on each side for a distance or verdict (config min_samples).",
             labels=["model"],
         )
+        keys: list[tuple] = []
         for name, ms in state.models.items():
             min_samples.add_metric([name], ms.model.min_samples)
             ref = ms.reference
@@ -230,16 +235,45 @@ class DistributionsCollector:
             if spec is not None:
                 counts, total_sum = ms.outcomes.label_totals()
                 self._column(labels, [name], spec, counts, total_sum, dist)
-            for kind, samples in zip(kinds, self._reference_samples(name, ms), strict=True):
-                for family, cached in zip(
-                    (kind.ref_bucket, kind.ref_previous, kind.ref_category), samples, strict=True
-                ):
-                    family.samples.extend(cached)
-        yield from features.all()
-        yield from predictions.all()
-        yield from labels.all()
+            keys.append((name, ms))
+        for kind in kinds:
+            yield kind.histogram
+            yield kind.category
+        yield from self._reference_families_of(keys)
         yield info
         yield min_samples
+
+    def _reference_families_of(self, models: list[tuple]) -> list[Metric]:
+        """The reference's families of every model, the same sample lists while no
+        model's reference or distribution setting changed: the encoder then reuses their
+        text (exposition.STATIC) instead of formatting ~40 % of the rendering again."""
+        key = tuple((name, ms.reference.hash, ms.model.distribution) for name, ms in models)
+        if key != self._families_key:
+            kinds = (
+                _Families("feature", ["model", "feature"], "Feature"),
+                _Families("prediction", ["model", "version"], "Prediction"),
+                _Families("label", ["model"], "Joined label"),
+            )
+            for name, ms in models:
+                for kind, samples in zip(kinds, self._reference_samples(name, ms), strict=True):
+                    for family, cached in zip(
+                        (kind.ref_bucket, kind.ref_previous, kind.ref_category),
+                        samples,
+                        strict=True,
+                    ):
+                        family.samples.extend(cached)
+            self._families_key = key
+            self._families = [
+                f for k in kinds for f in (k.ref_bucket, k.ref_previous, k.ref_category)
+            ]
+        out = []
+        for family in self._families:
+            # A copy sharing the sample list: the series budget may replace a copy's list,
+            # never the kept family's.
+            shown = copy.copy(family)
+            setattr(shown, STATIC, True)
+            out.append(shown)
+        return out
 
     @staticmethod
     def _column(families, labels, spec, counts, total_sum, dist) -> None:

@@ -2,6 +2,7 @@
 whole exporter (every collector, the process collectors), escaping included, rendering
 after rendering (the prefix cache must never serve a stale value)."""
 
+import dataclasses
 import json
 import time
 
@@ -10,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prometheus_client import generate_latest
 
+from exporter.config import Distribution
 from exporter.exposition import TextEncoder
 from tests.helpers import settle
 from tests.unit.test_drift_end_to_end import make_exporter
@@ -55,3 +57,12 @@ def test_the_encoder_writes_what_generate_latest_writes(tmp_path):
         assert strip(ours) == strip(theirs), round_
         assert 'category="a\\"quoted\\""' in ours.decode()
         assert 'category="new\\nline"' in ours.decode()
+    # The reference's families are kept as text while nothing changes; a new distribution
+    # setting (as after a reload) must show at once.
+    ms = exporter.state.models["fraud"]
+    before = encoder.encode(exporter.registry).decode()
+    ms.model = dataclasses.replace(ms.model, distribution=Distribution(top_k=2))
+    after = encoder.encode(exporter.registry)
+    assert strip(after) == strip(generate_latest(exporter.registry))
+    ratio = 'mlpipe_reference_category_ratio{category="'
+    assert before.count(ratio) == 7 and after.decode().count(ratio) == 4
