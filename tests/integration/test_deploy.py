@@ -34,10 +34,9 @@ def test_kubernetes_prometheus_rule_equals_alert_rules():
     )
 
 
-def test_kubernetes_deployment_is_locked_down():
-    docs = load_all(os.path.join(ROOT, "deploy", "kubernetes", "deployment.yaml"))
-    dep = next(d for d in docs if d["kind"] == "Deployment")
-    pod = dep["spec"]["template"]["spec"]
+def locked_down_container(workload: dict) -> dict:
+    """The workload's one container, after checking the pod runs it locked down."""
+    pod = workload["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     (c,) = pod["containers"]
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
@@ -45,6 +44,12 @@ def test_kubernetes_deployment_is_locked_down():
     assert c["resources"]["requests"]["cpu"] and c["resources"]["requests"]["memory"]
     assert c["readinessProbe"]["httpGet"]["path"] == "/-/ready"
     assert c["livenessProbe"]["httpGet"]["path"] == "/-/healthy"
+    return c
+
+
+def test_kubernetes_deployment_is_locked_down():
+    docs = load_all(os.path.join(ROOT, "deploy", "kubernetes", "deployment.yaml"))
+    locked_down_container(next(d for d in docs if d["kind"] == "Deployment"))
     svc = load_all(os.path.join(ROOT, "deploy", "kubernetes", "service.yaml"))
     assert {d["kind"] for d in svc} == {"Service", "ServiceMonitor"}
 
@@ -89,10 +94,7 @@ def test_node_daemonset_is_locked_down_and_scraped_as_the_rules_expect():
     docs = load_all(os.path.join(ROOT, "deploy", "kubernetes", "daemonset.yaml"))
     ds = next(d for d in docs if d["kind"] == "DaemonSet")
     pod = ds["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    (c,) = pod["containers"]
-    assert c["securityContext"]["readOnlyRootFilesystem"] is True
-    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    c = locked_down_container(ds)
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     assert mounts["serving-logs"]["readOnly"] is True and mounts["profiles"]["readOnly"] is True
     volumes = {v["name"]: v for v in pod["volumes"]}

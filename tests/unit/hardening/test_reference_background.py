@@ -15,20 +15,27 @@ from exporter.sources import reference_builds
 from tests.helpers import sample, serving_line, wait_for
 
 
+def slow_references(monkeypatch) -> threading.Event:
+    """References build only once the returned event is set (a reference far larger than a
+    liveness probe allows)."""
+    release = threading.Event()
+    real = reference_builds.load_or_build
+
+    def slow(model, state_dir, force=False):
+        release.wait(30)
+        return real(model, state_dir, force)
+
+    monkeypatch.setattr(reference_builds, "load_or_build", slow)
+    return release
+
+
 def test_serving_metrics_flow_while_the_reference_builds(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     (tmp_path / "train").mkdir()
     pq.write_table(pa.table({"x": rng.normal(0, 1, 5000)}), tmp_path / "train" / "t.parquet")
     logs = tmp_path / "logs"
     logs.mkdir()
-    release = threading.Event()
-    real = reference_builds.load_or_build
-
-    def slow(model, state_dir, force=False):
-        release.wait(30)  # a reference far larger than a liveness probe allows
-        return real(model, state_dir, force)
-
-    monkeypatch.setattr(reference_builds, "load_or_build", slow)
+    release = slow_references(monkeypatch)
     cfg = {
         "models": [
             {
@@ -86,14 +93,7 @@ def test_a_dataset_waiting_for_its_reference_is_not_an_error(tmp_path, monkeypat
     (tmp_path / "train").mkdir()
     (tmp_path / "daily").mkdir()
     pq.write_table(pa.table({"x": rng.normal(0, 1, 500)}), tmp_path / "train" / "t.parquet")
-    release = threading.Event()
-    real = reference_builds.load_or_build
-
-    def slow(model, state_dir, force=False):
-        release.wait(30)
-        return real(model, state_dir, force)
-
-    monkeypatch.setattr(reference_builds, "load_or_build", slow)
+    release = slow_references(monkeypatch)
     cfg = {
         "models": [
             {
