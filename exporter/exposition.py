@@ -14,12 +14,11 @@ from prometheus_client.openmetrics import exposition as om
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from exporter.collectors.base import STATIC
+
 _TYPES = {"info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
 _SUFFIXES = {"counter": "_total", "info": "_info"}
 _OM_ONLY = ("_created", "_gsum", "_gcount")
-# A family marked with this attribute (True) promises that, while its ``samples`` is the
-# same list object, its text is the same: the encoder keeps the text and reuses it.
-STATIC = "mlpipe_static_text"
 
 
 def _prefix(name: str, labels: dict) -> str:

@@ -15,6 +15,10 @@ from exporter.state.store import State
 
 log = logging.getLogger(__name__)
 
+# A family marked with this attribute (True) promises that, while its ``samples`` is the
+# same list object, its text is the same: the encoder (exposition.py) keeps the text.
+STATIC = "mlpipe_static_text"
+
 
 class AreaCollector(Protocol):
     """Reads state and yields metric families; does no I/O."""

@@ -36,8 +36,8 @@ from prometheus_client.core import (
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from exporter.collectors.base import STATIC
 from exporter.config import Distribution
-from exporter.exposition import STATIC
 from exporter.state.profiles import OTHER, UNSEEN, CategoricalSpec, NumericSpec
 from exporter.state.store import State
 from exporter.stats import drift
