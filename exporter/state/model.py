@@ -104,7 +104,9 @@ class ModelState:
         )
         prediction_spec, self.prediction_ref = self._prediction_spec(reference)
         self.predictions = (
-            PredictionWindow(self.clock, prediction_spec, n_slots) if prediction_spec else None
+            PredictionWindow(self.clock, prediction_spec, n_slots)
+            if prediction_spec is not None
+            else None
         )
         label_spec, self.label_ref = _one_column(reference.label if reference else None)
         self.outcomes = OutcomeWindow(
@@ -152,8 +154,13 @@ class ModelState:
         return label_spec, None
 
     def merge(self, other: ModelState) -> None:
-        """Add ``other``'s windows and counts (same model and reference, same version
-        slots): the state one exporter would hold had it seen both streams."""
+        """Add ``other``'s counters, windows and counts (same model and reference, same
+        version slots): the state one exporter would hold had it seen both streams. The
+        label join's pending predictions are not merged (a label joins where its prediction
+        was read)."""
+        self.serving.merge(other.serving)
+        self.dropped.update(other.dropped)
+        self.labels.update(other.labels)
         self.traffic.merge(other.traffic)
         self.features.merge(other.features)
         if self.predictions is not None:

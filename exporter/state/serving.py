@@ -31,6 +31,17 @@ class ServingCounters:
             arr[slot] = 0
         self.last_timestamp[slot] = 0
 
+    def merge(self, other: ServingCounters) -> None:
+        """Add another shard's counters (same buckets and version slots)."""
+        for mine, theirs in (
+            (self.requests, other.requests),
+            (self.histogram, other.histogram),
+            (self.latency_sum, other.latency_sum),
+            (self.latency_count, other.latency_count),
+        ):
+            mine += theirs
+        np.maximum(self.last_timestamp, other.last_timestamp, out=self.last_timestamp)
+
     def apply(self, rows: np.ndarray, slot: np.ndarray, batch: ParsedBatch, now: float) -> None:
         """Add the records ``rows`` of ``batch``, already mapped to version ``slot``s."""
         n = self.requests.shape[0]

@@ -67,7 +67,11 @@ def test_two_shards_merged_equal_the_whole(tmp_path):
     merged = a.state.models["fraud"]
     merged.merge(b.state.models["fraud"])
     got, want = merged.compute(now), whole.state.models["fraud"].compute(now)
-    assert merged.features.status.tolist() == whole.state.models["fraud"].features.status.tolist()
+    full = whole.state.models["fraud"]
+    assert merged.features.status.tolist() == full.features.status.tolist()
+    assert merged.serving.requests.tolist() == full.serving.requests.tolist()
+    assert merged.serving.histogram.tolist() == full.serving.histogram.tolist()
+    assert merged.labels == full.labels
     for field in ("feature_skew", "feature_drift", "prediction_skew", "quality", "capacity"):
         g, w = getattr(got, field), getattr(want, field)
         assert g.keys() == w.keys() and g, field
