@@ -163,6 +163,15 @@ def _counts(ref_part):
     return ref_part.counts if isinstance(ref_part, drift.NumericCounts) else ref_part
 
 
+def _kinds() -> tuple[_Families, _Families, _Families]:
+    """Empty families for features, predictions (per version) and joined labels."""
+    return (
+        _Families("feature", ["model", "feature"], "Feature"),
+        _Families("prediction", ["model", "version"], "Prediction"),
+        _Families("label", ["model"], "Joined label"),
+    )
+
+
 class DistributionsCollector:
     name = "distributions"
 
@@ -177,11 +186,7 @@ class DistributionsCollector:
         key = (name, ms.reference.hash, ms.model.distribution)
         cached = self._static.get(key)
         if cached is None:
-            kinds = (
-                _Families("feature", ["model", "feature"], "Feature"),
-                _Families("prediction", ["model", "version"], "Prediction"),
-                _Families("label", ["model"], "Joined label"),
-            )
+            kinds = _kinds()
             self._reference_families(kinds, name, ms)
             cached = [
                 [f.samples for f in (k.ref_bucket, k.ref_previous, k.ref_category)] for k in kinds
@@ -206,10 +211,8 @@ class DistributionsCollector:
             labels.reference([name], ms.outcomes.label_spec, _counts(ms.label_ref), dist)
 
     def collect(self, state: State) -> Iterable[Metric]:
-        features = _Families("feature", ["model", "feature"], "Feature")
-        predictions = _Families("prediction", ["model", "version"], "Prediction")
-        labels = _Families("label", ["model"], "Joined label")
-        kinds = (features, predictions, labels)
+        kinds = _kinds()
+        features, predictions, labels = kinds
         info = GaugeMetricFamily(
             "mlpipe_reference_info",
             "The reference profile in use (1), by its hash: shards with different hashes "
@@ -249,11 +252,7 @@ class DistributionsCollector:
         text (exposition.STATIC) instead of formatting ~40 % of the rendering again."""
         key = tuple((name, ms.reference.hash, ms.model.distribution) for name, ms in models)
         if key != self._families_key:
-            kinds = (
-                _Families("feature", ["model", "feature"], "Feature"),
-                _Families("prediction", ["model", "version"], "Prediction"),
-                _Families("label", ["model"], "Joined label"),
-            )
+            kinds = _kinds()
             for name, ms in models:
                 for kind, samples in zip(kinds, self._reference_samples(name, ms), strict=True):
                     for family, cached in zip(
