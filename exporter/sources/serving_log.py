@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import operator
+import time
 from collections import Counter
 from itertools import repeat
 from typing import Any
@@ -20,11 +21,15 @@ import numpy as np
 import pyarrow as pa
 
 from exporter.config import ServingLogFormat
+from exporter.sources.envelopes import ENVELOPE_TIME
 from exporter.sources.jsonlines import DECODE_ERRORS, classify, decode_lines
 from exporter.sources.timestamps import timestamps
 from exporter.state.batches import InvalidSample, ParsedBatch
 
 ROLES = ("timestamp", "model", "version", "request_id", "latency", "status", "prediction")
+# ``fields.features: "."``: the features are the record's own top-level fields (BentoML's
+# monitor logs).
+ROOT = "."
 # A latency outside [0, this] is not a serving latency (a clock step, a unit mix-up, 1e308):
 # the request still counts, its latency is not observed and is counted as rejected.
 MAX_LATENCY_SECONDS = 86_400.0
@@ -54,19 +59,40 @@ class ServingLogParser:
         models: list[str],
         numeric: list[str] = (),
         categorical: list[str] = (),
+        model: str | None = None,
+        version: str | None = None,
+        envelope: bool = False,
+        arrival_time: bool = False,
     ):
+        """``model``/``version``: constants for every record (the lines carry no such field);
+        ``envelope``: a container runtime's time may stand in for a missing timestamp (the
+        envelope spliced it in); ``arrival_time``: the parse time does (pushed records)."""
         self.fmt = fmt
         self.model_index = {name: i for i, name in enumerate(models)}
         self.numeric = list(numeric)
         self.categorical = list(categorical)
+        self.constant_model = model
+        self.constant_version = version
+        self.envelope = envelope
+        self.arrival_time = arrival_time
+        self.time_optional = envelope or arrival_time
         self.latency_scale = 0.001 if fmt.latency_unit == "ms" else 1.0
         self.error_statuses = {s.lower() for s in fmt.error_statuses}
         self._status_cache: dict[Any, bool] = {}
         fields = fmt.fields
         paths = {role: getattr(fields, role) for role in ROLES}
-        if self.numeric or self.categorical:
+        if model is not None:
+            del paths["model"]
+        if version is not None:
+            del paths["version"]
+        if envelope:
+            paths["envelope_time"] = ENVELOPE_TIME
+        self.features_at_root = fields.features == ROOT
+        if (self.numeric or self.categorical) and not self.features_at_root:
             paths["features"] = fields.features
         self._paths = {role: path.split(".") for role, path in paths.items()}
+        if envelope:
+            self._paths["envelope_time"] = [ENVELOPE_TIME]
         record_type, self._getters = self._build_types(paths)
         self._one = msgspec.json.Decoder(record_type)
 
@@ -81,15 +107,19 @@ class ServingLogParser:
             "latency": float | None,
             "status": str | int | None,
             "prediction": float | str | None,
+            "envelope_time": str | None,
         }
+        feature_spec = [(f"n{i}", float | None, None) for i in range(len(self.numeric))]
+        feature_spec += [(f"c{i}", str | None, None) for i in range(len(self.categorical))]
+        feature_rename = {f"n{i}": n for i, n in enumerate(self.numeric)}
+        feature_rename |= {f"c{i}": c for i, c in enumerate(self.categorical)}
         if "features" in paths:
-            spec = [(f"n{i}", float | None, None) for i in range(len(self.numeric))]
-            spec += [(f"c{i}", str | None, None) for i in range(len(self.categorical))]
-            rename = {f"n{i}": n for i, n in enumerate(self.numeric)}
-            rename |= {f"c{i}": c for i, c in enumerate(self.categorical)}
-            features = msgspec.defstruct("Features", spec, rename=rename, gc=False)
+            features = msgspec.defstruct("Features", feature_spec, rename=feature_rename, gc=False)
             typed["features"] = features | None
-        required = {"timestamp", "model"}
+        required = {"timestamp", "model"} & set(paths)
+        if self.time_optional:
+            typed["timestamp"] = str | float | None
+            required.discard("timestamp")
         getters: dict[str, str] = {}
         counter = iter(range(10_000))
 
@@ -110,12 +140,18 @@ class ServingLogParser:
                         spec.append((attr, typed[sub]))
                     else:
                         spec.append((attr, typed[sub], None))
+            if not prefix and self.features_at_root and (self.numeric or self.categorical):
+                spec.extend(feature_spec)
+                rename |= feature_rename
             # Required fields first: msgspec wants those without defaults before the rest.
             spec.sort(key=lambda s: len(s) == 3)
             return msgspec.defstruct("Record", spec, rename=rename, gc=False)
 
         record = build(_path_tree(paths), "")
-        return record, {role: _getter(path) for role, path in getters.items()}
+        result = {role: _getter(path) for role, path in getters.items()}
+        if self.features_at_root:
+            result["features"] = _itself
+        return record, result
 
     # --- parsing -------------------------------------------------------------------------
 
@@ -123,9 +159,15 @@ class ServingLogParser:
         """Parse complete ``\\n``-terminated lines."""
         slow: list[tuple] = []
         invalid: Counter = Counter()
+        ignored: Counter = Counter()
         sample = InvalidSample()
 
         def on_bad(line: bytes, exc: Exception | None) -> None:
+            if self.envelope and not line.lstrip().startswith(b"{"):
+                # A container's other output (an access log beside the JSON records): not
+                # corrupt input, counted apart.
+                ignored["not_json_payload"] += 1
+                return
             if isinstance(exc, UnicodeDecodeError):
                 sample.keep(line, classify(invalid, exc))
                 return
@@ -141,10 +183,13 @@ class ServingLogParser:
             invalid["too_long"] += oversized
         batch = self._columns(fast, slow, invalid)
         batch.lines = data.count(b"\n") + oversized
+        batch.ignored = ignored
         batch.sample = sample
         return batch
 
     def _get(self, obj: Any, role: str) -> tuple[bool, Any]:
+        if role not in self._paths:
+            return False, None
         for part in self._paths[role]:
             if not isinstance(obj, dict) or part not in obj:
                 return False, None
@@ -162,17 +207,23 @@ class ServingLogParser:
             invalid["not_json"] += 1
             return None
         values = {}
-        for role in ROLES:
-            present, values[role] = self._get(obj, role)
-            if role in ("model", "timestamp") and (not present or values[role] is None):
-                invalid["missing_field"] += 1
-                return None
+        for role in (*ROLES, "envelope_time"):
+            values[role] = self._get(obj, role)[1]
+        if self.constant_model is not None:
+            values["model"] = self.constant_model
+        if self.constant_version is not None:
+            values["version"] = self.constant_version
+        if values["model"] is None or (values["timestamp"] is None and not self.time_optional):
+            invalid["missing_field"] += 1
+            return None
+        if not isinstance(values["envelope_time"], str | type(None)):
+            values["envelope_time"] = None
         checks = {
             "model": (str,),
             "version": (str, int, type(None)),
             "latency": (int, float, type(None)),
             "status": (str, int, type(None)),
-            "timestamp": (str, int, float),
+            "timestamp": (str, int, float, type(None)) if self.time_optional else (str, int, float),
         }
         for role, types_ in checks.items():
             value = values[role]
@@ -189,7 +240,10 @@ class ServingLogParser:
         pred = values["prediction"]
         if isinstance(pred, bool) or not isinstance(pred, int | float | str):
             values["prediction"] = None
-        _, features = self._get(obj, "features") if "features" in self._paths else (False, None)
+        if self.features_at_root:
+            features = obj
+        else:
+            _, features = self._get(obj, "features")
         features = features if isinstance(features, dict) else {}
         num, num_bad = [], []
         for name in self.numeric:
@@ -232,8 +286,7 @@ class ServingLogParser:
 
     def _columns(self, fast: list, slow: list[tuple], invalid: Counter) -> ParsedBatch:
         g = self._getters
-        models = list(map(g["model"], fast)) + [s[0]["model"] for s in slow]
-        n = len(models)
+        n = len(fast) + len(slow)
         batch = ParsedBatch(invalid=invalid)
         if n == 0:
             return batch
@@ -243,12 +296,25 @@ class ServingLogParser:
             head = list(map(getter, fast)) if getter else [None] * len(fast)
             return head + [s[0][role] for s in slow]
 
-        model = np.fromiter(map(self.model_index.get, models, repeat(-1)), np.int32, n)
+        if self.constant_model is not None:
+            model = np.full(n, self.model_index.get(self.constant_model, -1), np.int32)
+        else:
+            models = col("model")
+            model = np.fromiter(map(self.model_index.get, models, repeat(-1)), np.int32, n)
         keep = model >= 0
         unknown = int(n - keep.sum())
         if unknown:
             invalid["unknown_model"] += unknown
-        timestamp, ts_ok = timestamps(col("timestamp"))
+        stamps = col("timestamp")
+        if self.time_optional and None in stamps:
+            # The payload's own time first, else the container runtime's, else arrival.
+            fallback = col("envelope_time") if self.envelope else [None] * n
+            now = time.time()
+            stamps = [
+                s if s is not None else (f if f is not None else now)
+                for s, f in zip(stamps, fallback, strict=True)
+            ]
+        timestamp, ts_ok = timestamps(stamps)
         bad_ts = int((keep & ~ts_ok).sum())
         if bad_ts:
             invalid["bad_timestamp"] += bad_ts
@@ -262,7 +328,10 @@ class ServingLogParser:
             if rejected_latency.any():
                 batch.rejected["latency"] += int(rejected_latency.sum())
         error = np.fromiter(map(self._is_error, col("status")), bool, n)
-        versions = ["" if v is None else str(v) for v in col("version")]
+        if self.constant_version is not None:
+            versions = [self.constant_version] * n
+        else:
+            versions = ["" if v is None else str(v) for v in col("version")]
         numeric = np.empty((n, len(self.numeric)))
         num_bad = cat_bad = None
         categorical: list = []
@@ -309,6 +378,10 @@ class ServingLogParser:
         batch.numeric, batch.numeric_malformed = numeric, num_bad
         batch.categorical, batch.categorical_malformed = categorical, cat_bad
         return batch
+
+
+def _itself(obj):
+    return obj
 
 
 def _getter(path: str):

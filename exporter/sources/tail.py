@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from exporter.sources.envelopes import JsonLines
 from exporter.state.checkpoint import CheckpointStore
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,9 @@ class Chunk:
     end_offset: int
     oversized_lines: int = 0
     skipped: int = 0  # bytes of an over-long line discarded (progress, though no data)
+    # The file ended (closed after rotation) inside a record split over several lines: the
+    # trailing part is a record of its own.
+    final: bool = False
 
 
 def drop_long_lines(data: bytes, limit: int) -> tuple[bytes, int]:
@@ -185,8 +189,14 @@ class FileTailer:
         rotate_wait: float = ROTATE_WAIT_SECONDS,
         exclude: list[str] = (),
         max_open_files: int | None = None,
+        envelope=None,
     ):
         self.source = source
+        # Where records end (a line, or a container runtime's split lines joined).
+        self.envelope = envelope or JsonLines()
+        # A record a rotation cut: its first lines, from the rotated file, wait for the rest
+        # at the start of the new file at the same path (path -> (bytes, rotated file, when)).
+        self.carry: dict[str, tuple[bytes, TrackedFile, float]] = {}
         self.patterns = list(patterns)
         self.exclude = list(exclude)
         # Compiled once: the match runs on every file at every discovery.
@@ -398,41 +408,65 @@ class FileTailer:
                 break
             start = ident.read_offset
             if tracked.skipping:
-                newline = data.find(b"\n")
-                skip = len(data) if newline < 0 else newline + 1
-                tracked.skipping = newline < 0
+                skip, ended = self.envelope.skip_end(data)
+                tracked.skipping = not ended
                 ident.read_offset += skip
                 chunks.append(Chunk(b"", tracked, ident.read_offset, skipped=skip))
                 used += skip
                 continue
-            last = data.rfind(b"\n")
-            if last < 0:
+            end = self.envelope.last_end(data)
+            if end == 0:
                 if len(data) >= self.max_line_bytes:
-                    # An over-long line: count it once and discard it up to its newline.
+                    # An over-long record: count it once and discard it up to its end.
                     tracked.skipping = True
-                    ident.read_offset += len(data)
+                    skip = data.rfind(b"\n") + 1 or len(data)
+                    ident.read_offset += skip
                     chunks.append(
-                        Chunk(b"", tracked, ident.read_offset, oversized_lines=1, skipped=len(data))
+                        Chunk(b"", tracked, ident.read_offset, oversized_lines=1, skipped=skip)
                     )
-                    used += len(data)
+                    used += skip
                     continue
-                break  # a partial line waits for its newline
-            piece = data[: last + 1]
+                break  # a partial record waits for its end
+            piece = data[:end]
             ident.read_offset = start + len(piece)
             kept, dropped = drop_long_lines(piece, self.max_line_bytes)
+            if self.carry and not tracked.draining and tracked.path in self.carry:
+                kept = self.carry.pop(tracked.path)[0] + kept
             chunks.append(Chunk(kept, tracked, ident.read_offset, oversized_lines=dropped))
             used += len(piece)
             if len(data) < want:
                 break
         return used
 
-    def _flush_partial(self, tracked: TrackedFile, chunks: list[Chunk]) -> None:
-        """A closed rotated file's last line has no newline: it is still a line."""
+    def _flush_partial(self, tracked: TrackedFile, chunks: list[Chunk], now: float) -> None:
+        """A closed rotated file's last line has no newline: it is still a line. A record
+        split over several lines that the rotation cut continues in the new file at the same
+        path: its first part is carried over to that file's next chunk."""
         ident = tracked.identity
         rest = os.pread(tracked.fd, self.max_line_bytes, ident.read_offset)
-        if rest and b"\n" not in rest and not tracked.skipping:
-            ident.read_offset += len(rest)
-            chunks.append(Chunk(rest + b"\n", tracked, ident.read_offset))
+        if not rest or tracked.skipping:
+            return
+        if isinstance(self.envelope, JsonLines):
+            if b"\n" not in rest:
+                ident.read_offset += len(rest)
+                chunks.append(Chunk(rest + b"\n", tracked, ident.read_offset))
+            return
+        ident.read_offset += len(rest)
+        if not rest.endswith(b"\n"):
+            rest += b"\n"
+        successor = self.files.get(tracked.path)
+        if successor is not None and successor is not tracked:
+            self.carry[tracked.path] = (rest, tracked, now)
+        else:
+            chunks.append(Chunk(rest, tracked, ident.read_offset, final=True))
+
+    def _flush_carry(self, chunks: list[Chunk], now: float) -> None:
+        """A carried part whose continuation did not come (the new file stayed empty, or is
+        gone) is a record of its own."""
+        for path, (rest, rotated, since) in list(self.carry.items()):
+            if path not in self.files or now - since >= self.rotate_wait:
+                del self.carry[path]
+                chunks.append(Chunk(rest, rotated, rotated.identity.offset, final=True))
 
     def _read_one(self, tracked: TrackedFile, budget: int, chunks: list[Chunk], now) -> int:
         """Read one file, keeping its error to itself; bytes consumed."""
@@ -468,7 +502,7 @@ class FileTailer:
             elif now - tracked.last_growth >= self.rotate_wait:
                 # Nothing new for a while: the writer has moved on to the new file.
                 with contextlib.suppress(OSError):
-                    self._flush_partial(tracked, chunks)
+                    self._flush_partial(tracked, chunks, now)
                 self.draining.remove(tracked)
                 tracked.close_on_commit = True
                 chunks.append(Chunk(b"", tracked, tracked.identity.read_offset))
@@ -481,6 +515,8 @@ class FileTailer:
             if budget <= 0:
                 break
             budget -= self._read_one(tracked, min(budget, share), chunks, now)
+        if self.carry:
+            self._flush_carry(chunks, now)
         self.bytes_read += sum(len(c.data) for c in chunks)
         self._update_lag(now)
         return chunks

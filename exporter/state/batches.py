@@ -28,6 +28,8 @@ class ParsedBatch:
 
     lines: int = 0
     invalid: Counter = field(default_factory=Counter)
+    # Records that are not for us and not broken (another stream, a non-JSON payload).
+    ignored: Counter = field(default_factory=Counter)
     rejected: Counter = field(default_factory=Counter)  # values of used lines, by field
     sample: InvalidSample = field(default_factory=InvalidSample)  # the first invalid line
     model: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))

@@ -19,7 +19,19 @@ INVALID_REASONS = (
     "unknown_pipeline",  # a pipeline name not in the config
     "too_long",  # longer than serving_log.max_line_bytes
     "internal_error",  # the exporter failed on the line's chunk (a bug; logged with a traceback)
+    "bad_envelope",  # not a line of the configured envelope (serving_log.format cri/docker)
+    "bad_body",  # a pushed request body that cannot be read (answered 400)
 )
+
+# Records read but not for the exporter, not broken either: label values of
+# mlpipe_source_ignored_lines_total.
+IGNORED_REASONS = (
+    "not_json_payload",  # a container's non-JSON output (an access log beside the records)
+    "stream",  # a container stream not in serving_log.streams
+)
+
+# The push endpoints' sources (POST /api/v1/records, POST /api/v1/kserve).
+PUSH_SOURCES = ("push", "kserve")
 
 # Why a file could not be read: label values of mlpipe_source_file_errors_total.
 FILE_ERROR_REASONS = ("permission_denied", "io_error", "too_many_open_files", "other")
@@ -31,6 +43,7 @@ class SourceStats:
 
     lines: Counter = field(default_factory=Counter)  # parsed / invalid
     invalid: Counter = field(default_factory=Counter)  # by reason
+    ignored: Counter = field(default_factory=Counter)  # by IGNORED_REASONS
     rejected: Counter = field(default_factory=Counter)  # values of used lines, by field
     bytes_read: int = 0
     lag_bytes: int = 0
