@@ -25,19 +25,25 @@ from exporter.collectors.pipelines import PipelinesCollector
 from exporter.collectors.quality import QualityCollector
 from exporter.collectors.quota import QuotaCollector
 from exporter.collectors.serving import ServingCollector
-from exporter.config import Config, ConfigError, load_config
+from exporter.config import Config, ConfigError, ServingLogFormat, load_config
 from exporter.exposition import TextEncoder
 from exporter.ingest import (
     DatasetIngest,
     HostIngest,
     LabelIngest,
+    PushIngest,
     RunLogIngest,
     ServingIngest,
     TailIngest,
     checkpoint_store,
+    feature_union,
+    serving_context,
+    serving_sources,
 )
 from exporter.sharding import shard_config
+from exporter.sources.push import KServeEndpoint, KServeJoin, PushQueue, RecordsEndpoint, Reply
 from exporter.sources.reference_builds import ReferenceBuilds
+from exporter.sources.serving_log import ServingLogParser
 from exporter.state.checkpoint import CheckpointStore
 from exporter.state.store import State
 
@@ -99,6 +105,14 @@ class Exporter:
         self.state = State(config, references=self.references)
         self._checkpoints: dict[str, CheckpointStore] = {}
         self.collectors = collectors
+        # The push endpoints' queue and KServe join outlive reloads (what they hold was
+        # accepted); the endpoints themselves are rebuilt with each config.
+        push = config.push
+        self.push_queue = PushQueue(push.max_queued_records)
+        self.kserve_join = KServeJoin(push.kserve_response_timeout, push.kserve_max_pending)
+        self.push_replies: Counter = Counter()  # (endpoint, code)
+        self.records_endpoint: RecordsEndpoint | None = None
+        self.kserve_endpoint: KServeEndpoint | None = None
         self.ingests = self._build_ingests(self.state)
         self.ready = threading.Event()
         self.rendering: Rendering | None = None
@@ -144,9 +158,12 @@ class Exporter:
             return ingest.tailer if isinstance(ingest, TailIngest) else None
 
         ingests = []
-        if state.config.models:
-            source = ServingIngest.source
-            ingests.append(ServingIngest(state, self._store(source), previous=tailer(source)))
+        for spec in serving_sources(state.config):
+            # One checkpoint file for every serving source: offsets are kept by the file's
+            # fingerprint, so renaming or reordering sources never reads a file twice.
+            ingests.append(
+                ServingIngest(state, spec, self._store("serving"), previous=tailer(spec.source))
+            )
         for model in state.config.models:
             if model.labels:
                 source = f"labels-{model.name}"
@@ -154,6 +171,7 @@ class Exporter:
         if any(p.run_log for p in state.config.pipelines):
             source = RunLogIngest.source
             ingests.append(RunLogIngest(state, self._store(source), previous=tailer(source)))
+        ingests += self._push_ingests(state)
         old_datasets = old.get(DatasetIngest.source)
         if state.datasets:
             ingests.append(DatasetIngest(state, previous=old_datasets))
@@ -175,8 +193,52 @@ class Exporter:
                 ingest.tailer.close()
         return ingests
 
+    def _push_ingests(self, state: State) -> list:
+        """The push endpoints for ``state``'s config (none unless push.enabled)."""
+        push = state.config.push
+        if not push.enabled or not state.config.models:
+            self.records_endpoint = self.kserve_endpoint = None
+            return []
+        self.push_queue.max_records = push.max_queued_records
+        self.kserve_join.timeout = push.kserve_response_timeout
+        self.kserve_join.max_pending = push.kserve_max_pending
+        numeric, categorical = feature_union(state)
+        context = serving_context(state, numeric, categorical)
+        names = [m.name for m in state.config.models]
+        records = ServingLogParser(
+            state.config.serving_log, names, numeric, categorical, arrival_time=True
+        )
+        # KServe events become records in the exporter's own default shape.
+        canonical = ServingLogParser(ServingLogFormat(), names, numeric, categorical)
+        models = {
+            m.name: (m.feature_order, m.task == "binary_classification")
+            for m in state.config.models
+        }
+        self.records_endpoint = RecordsEndpoint(records, context, self.push_queue)
+        self.kserve_endpoint = KServeEndpoint(
+            canonical, context, self.push_queue, models, self.kserve_join
+        )
+        return [PushIngest(self.push_queue, self.kserve_endpoint)]
+
+    def push(self, endpoint: str, body: bytes, headers: dict | None = None) -> Reply:
+        """A push from the HTTP server (any thread): parsed here, applied by the ingest
+        thread."""
+        records, kserve = self.records_endpoint, self.kserve_endpoint
+        if records is None or kserve is None:
+            reply = Reply(404, "push endpoints are off (push.enabled: false)")
+        elif endpoint == "records":
+            reply = records.handle(body)
+        else:
+            reply = kserve.handle(headers or {}, body)
+        self.push_replies[(endpoint, reply.code)] += 1
+        return reply
+
     def status(self) -> dict:
         return {
+            "push_replies": self.push_replies,
+            "push_queued": self.push_queue.records,
+            "kserve_pending": self.kserve_join.pending,
+            "kserve_unpaired": self.kserve_join.unpaired,
             "ready": 1.0 if self.ready.is_set() else 0.0,
             "reload_ok": self.reload_ok,
             "reload_timestamp": self.reload_timestamp,

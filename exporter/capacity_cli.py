@@ -22,7 +22,9 @@ def collect(config: Config, models: list[str], window: float) -> dict[str, tuple
     parser = ServingLogParser(config.serving_log, names)
     ts: dict[str, list] = {m: [] for m in models}
     lat: dict[str, list] = {m: [] for m in models}
-    patterns = sorted({p for m in config.models if m.name in models for p in m.serving_logs})
+    patterns = sorted(
+        {p for m in config.models if m.name in models for p in m.serving_logs if isinstance(p, str)}
+    )
     for data in read_complete_lines(patterns):
         batch = parser.parse(data)
         for m in models:

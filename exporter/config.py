@@ -69,8 +69,16 @@ class FieldMap:
 FIELD_ROLES = tuple(f.name for f in dataclasses.fields(FieldMap))
 
 
+LogFormat = Literal["json", "cri", "docker"]
+Stream = Literal["stdout", "stderr"]
+
+
 @dataclass(frozen=True)
 class ServingLogFormat:
+    # The envelope around each line (docs/inputs.md): json (none), cri (the kubelet's
+    # /var/log/pods), docker (json-file); and which container streams are read.
+    format: LogFormat = "json"
+    streams: tuple[Stream, ...] = ("stdout", "stderr")
     fields: FieldMap = FieldMap()
     latency_unit: Literal["ms", "s"] = "ms"
     # Status strings (case-insensitive) that mean a failed request; HTTP codes >= 500 also do.
@@ -81,6 +89,34 @@ class ServingLogFormat:
     # Globs of files the serving_logs globs match but that must not be read (e.g. "*.1").
     # Compressed files (logrotate's .gz) are skipped anyway, by their first bytes.
     exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServingSource:
+    """One model's serving logs that differ from ``serving_log`` (docs/inputs.md): their own
+    envelope, streams or field paths, and a constant version where the lines say none.
+    Every record of such a source is the model's (the lines need no model field)."""
+
+    path: str
+    format: LogFormat | None = None  # default: serving_log.format
+    streams: tuple[Stream, ...] | None = None  # default: serving_log.streams
+    fields: FieldMap | None = None  # default: serving_log.fields
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class Push:
+    """POST /api/v1/records and /api/v1/kserve (docs/inputs.md): off unless enabled."""
+
+    enabled: bool = False
+    # A larger body is answered 413.
+    max_body_bytes: int = 16 << 20
+    # Records accepted but not yet applied; a push beyond it is answered 429 (retry later).
+    max_queued_records: int = 200_000
+    # KServe: a request event waits this long for its response event, then counts as a
+    # failed request (KServe logs responses only for HTTP 200).
+    kserve_response_timeout: Duration = 60.0
+    kserve_max_pending: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -156,7 +192,9 @@ class Capacity:
 @dataclass(frozen=True)
 class Model:
     name: str
-    serving_logs: tuple[str, ...]
+    # Globs (read with serving_log's format; the lines name their model) or sources of this
+    # model's own (ServingSource). Empty only when push.enabled.
+    serving_logs: tuple[str | ServingSource, ...] = ()
     task: Literal["binary_classification", "multiclass", "regression"] = "binary_classification"
     labels: tuple[str, ...] = ()
     reference: Reference | None = None
@@ -177,6 +215,9 @@ class Model:
     # Binary classification: a prediction >= this is the positive class.
     decision_threshold: float = 0.5
     capacity: Capacity = Capacity()
+    # Feature names in order, for payloads that carry features as positional arrays (KServe
+    # v1 "instances": [[...]], a 2-D Open Inference Protocol tensor).
+    feature_order: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +277,7 @@ class Config:
     pipelines: tuple[Pipeline, ...] = ()
     quotas: tuple[Quota, ...] = ()
     limits: Limits = Limits()
+    push: Push = Push()
     # Not a YAML key: where this config came from, for messages.
     source: str = field(default="<memory>", compare=False)
 
@@ -273,6 +315,10 @@ def _build(tp: Any, value: Any, path: str, errors: list[str]) -> Any:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
+        # str | Dataclass: a mapping builds the dataclass, anything else the first type.
+        mapping = [a for a in args if dataclasses.is_dataclass(a)]
+        if isinstance(value, dict) and mapping:
+            return _build(mapping[0], value, path, errors)
         return _build(args[0], value, path, errors)
     if origin is Annotated:
         if isinstance(value, bool):
@@ -390,6 +436,8 @@ def _field_path_conflicts(fields: FieldMap) -> list[str]:
     """Serving-log field paths that cannot all hold: one path twice, or one inside another."""
     problems = []
     paths = {role: getattr(fields, role) for role in FIELD_ROLES}
+    if paths["features"] == ".":  # the record's own top-level fields
+        del paths["features"]
     for role, path in paths.items():
         if not path or any(not part for part in path.split(".")):
             problems.append(f"serving_log.fields.{role}: {path!r} is not a dot path")
@@ -433,7 +481,7 @@ def _validate(cfg: Config, errors: list[str]) -> None:
     kinds: dict[str, tuple[str, str]] = {}  # feature -> (kind, first model that gave it)
     for i, m in enumerate(cfg.models or ()):
         if m is not None:
-            _validate_model(m, f"models[{i}]", errors)
+            _validate_model(m, f"models[{i}]", errors, push=bool(cfg.push and cfg.push.enabled))
             for kind in ("numeric", "categorical"):
                 for f in getattr(m.features, kind, None) or () if m.features else ():
                     first = kinds.setdefault(f, (kind, m.name))
@@ -485,13 +533,24 @@ def _validate(cfg: Config, errors: list[str]) -> None:
             errors.append(f"quotas[{i}].plan_headroom: must be >= 0")
 
 
-def _validate_model(m: Model, p: str, errors: list[str]) -> None:
+def _validate_model(m: Model, p: str, errors: list[str], push: bool = False) -> None:
     if not m.name or not m.name.replace("-", "").replace("_", "").isalnum():
         errors.append(f"{p}.name: {m.name!r} must be letters, digits, '-' or '_'")
-    if not m.serving_logs:
-        errors.append(f"{p}.serving_logs: at least one path or glob is required")
-    for j, pattern in enumerate(m.serving_logs or ()):
-        _check_readable_glob(pattern, f"{p}.serving_logs[{j}]", errors)
+    if not m.serving_logs and not push:
+        errors.append(f"{p}.serving_logs: at least one path or glob is required (or push.enabled)")
+    for j, src in enumerate(m.serving_logs or ()):
+        if isinstance(src, ServingSource):
+            _check_readable_glob(src.path, f"{p}.serving_logs[{j}].path", errors)
+            if src.fields is not None:
+                errors.extend(
+                    e.replace("serving_log.fields", f"{p}.serving_logs[{j}].fields")
+                    for e in _field_path_conflicts(src.fields)
+                )
+        elif src is not None:
+            _check_readable_glob(src, f"{p}.serving_logs[{j}]", errors)
+    for j, name in enumerate(m.feature_order or ()):
+        if m.features is not None and name not in (*m.features.numeric, *m.features.categorical):
+            errors.append(f"{p}.feature_order[{j}]: {name!r} is not one of the model's features")
     for j, pattern in enumerate(m.labels or ()):
         _check_readable_glob(pattern, f"{p}.labels[{j}]", errors)
     if m.reference is not None:

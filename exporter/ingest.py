@@ -7,15 +7,17 @@ line nor counts one that an earlier process already exported.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from exporter.config import ConfigError, Model
+from exporter.config import ConfigError, Model, ServingLogFormat, ServingSource
 from exporter.sources.datasets import (
     Cancelled,
     DatasetWatcher,
@@ -23,8 +25,10 @@ from exporter.sources.datasets import (
     partition_of,
     profile_file,
 )
+from exporter.sources.envelopes import envelope
 from exporter.sources.host import HostSampler
 from exporter.sources.labels import LabelParser
+from exporter.sources.push import Queued
 from exporter.sources.runs import RunLogParser
 from exporter.sources.serving_log import ServingLogParser
 from exporter.sources.tail import FileTailer
@@ -86,6 +90,18 @@ def follow(
 INVALID_LOG_SECONDS = 10.0
 
 
+def count_batch(stats, batch) -> None:
+    """A batch's lines into its source's self-metrics: parsed, invalid, ignored."""
+    ignored = getattr(batch, "ignored", None) or {}
+    n_invalid, n_ignored = sum(batch.invalid.values()), sum(ignored.values())
+    stats.lines["parsed"] += batch.lines - n_invalid - n_ignored
+    stats.lines["invalid"] += n_invalid
+    stats.lines["ignored"] += n_ignored
+    stats.invalid.update(batch.invalid)
+    stats.ignored.update(ignored)
+    stats.rejected.update(getattr(batch, "rejected", ()))
+
+
 class TailIngest:
     """A followed set of files whose lines a parser turns into batches applied to state."""
 
@@ -124,6 +140,9 @@ class TailIngest:
     def apply(self, state: State, batch, now: float) -> None:
         raise NotImplementedError
 
+    def parse_chunk(self, chunk):
+        return self.parse(chunk.data, chunk.oversized_lines)
+
     def step(self, state: State) -> int:
         """Ingest up to one budget of bytes; returns bytes consumed (0: caught up).
 
@@ -138,7 +157,7 @@ class TailIngest:
             if not (c.data or c.oversized_lines):
                 continue
             try:
-                batch = self.parse(c.data, c.oversized_lines)
+                batch = self.parse_chunk(c)
                 batches.append(batch)
                 self._log_invalid(c, batch)
             except Exception:
@@ -154,11 +173,7 @@ class TailIngest:
                     log.exception("source %s: applying a batch failed", self.source)
                     failed += batch.lines
                     continue
-                parsed = batch.lines - sum(batch.invalid.values())
-                stats.lines["parsed"] += parsed
-                stats.lines["invalid"] += batch.lines - parsed
-                stats.invalid.update(batch.invalid)
-                stats.rejected.update(getattr(batch, "rejected", ()))
+                count_batch(stats, batch)
             if failed:
                 stats.lines["invalid"] += failed
                 stats.invalid["internal_error"] += failed
@@ -176,56 +191,121 @@ class TailIngest:
         self.tailer.close()
 
 
-class ServingIngest(TailIngest):
-    """Serving logs of every configured model, dispatched by each line's model field."""
+@dataclass(frozen=True)
+class ServingSourceSpec:
+    """One tailed set of serving logs: its globs, format, and the constants it implies."""
 
-    source = "serving"
+    source: str  # the `source` label value
+    patterns: tuple[str, ...]
+    fmt: ServingLogFormat
+    model: str | None = None  # every record is this model's (a model's own source)
+    version: str | None = None
+
+
+def serving_sources(cfg) -> list[ServingSourceSpec]:
+    """``serving``: every model's plain globs, read with ``serving_log`` (lines name their
+    model); ``serving-<model>[-<n>]``: each source a model lists with its own settings."""
+    specs = []
+    shared = sorted({p for m in cfg.models for p in m.serving_logs if isinstance(p, str)})
+    if shared:
+        specs.append(ServingSourceSpec("serving", tuple(shared), cfg.serving_log))
+    for m in cfg.models:
+        own = [s for s in m.serving_logs if isinstance(s, ServingSource)]
+        for n, src in enumerate(own):
+            fmt = dataclasses.replace(
+                cfg.serving_log,
+                format=src.format or cfg.serving_log.format,
+                streams=src.streams or cfg.serving_log.streams,
+                fields=src.fields or cfg.serving_log.fields,
+            )
+            name = f"serving-{m.name}" + (f"-{n}" if n else "")
+            specs.append(ServingSourceSpec(name, (src.path,), fmt, m.name, src.version))
+    return specs
+
+
+class ServingIngest(TailIngest):
+    """Serving logs: a model's own source, or the shared one dispatched by each line's model
+    field."""
 
     def __init__(
         self,
         state: State,
+        spec: ServingSourceSpec,
         checkpoints: CheckpointStore,
         budget: int = 8 << 20,
         previous: FileTailer | None = None,
     ):
-        cfg = state.config
-        patterns = sorted({p for m in cfg.models for p in m.serving_logs})
+        self.source = spec.source
+        fmt = spec.fmt
+        self.envelope = envelope(fmt.format, fmt.streams, fmt.max_line_bytes)
         tailer = follow(
             self.source,
-            patterns,
+            list(spec.patterns),
             checkpoints,
             previous,
-            max_line_bytes=cfg.serving_log.max_line_bytes,
-            exclude=list(cfg.serving_log.exclude),
+            max_line_bytes=fmt.max_line_bytes,
+            exclude=list(fmt.exclude),
+            envelope=self.envelope,
         )
-        numeric, categorical = feature_union(state)
+        if spec.model is None:
+            numeric, categorical = feature_union(state)
+        else:
+            ms = state.models[spec.model]
+            numeric, categorical = list(ms.numeric), list(ms.categorical)
         parser = ServingLogParser(
-            cfg.serving_log, [m.name for m in cfg.models], numeric, categorical
+            fmt,
+            [m.name for m in state.config.models],
+            numeric,
+            categorical,
+            model=spec.model,
+            version=spec.version,
+            envelope=fmt.format != "json",
         )
         super().__init__(tailer, parser.parse, budget)
-        self.model_names = [m.name for m in cfg.models]
-        # Per model: where its features sit in the parser's union of columns.
-        self.columns = {
-            name: (
-                [numeric.index(f) for f in ms.numeric],
-                [categorical.index(f) for f in ms.categorical],
-            )
-            for name, ms in state.models.items()
-        }
+        self.model_names, self.columns = serving_context(state, numeric, categorical)
+
+    def parse_chunk(self, chunk):
+        unwrapped = self.envelope.unwrap(chunk.data, final=chunk.final)
+        batch = self.parse(unwrapped.data, chunk.oversized_lines)
+        if unwrapped.dropped:
+            batch.lines += unwrapped.dropped
+            batch.invalid.update(unwrapped.invalid)
+            batch.ignored.update(unwrapped.ignored)
+        return batch
 
     def apply(self, state: State, batch, now: float) -> None:
-        if not batch.records:
-            return
-        for index in np.unique(batch.model):
-            model_state = state.models[self.model_names[index]]
-            rows = np.flatnonzero(batch.model == index)
-            versions = [batch.version[i] for i in rows]
-            slots = slots_for(model_state.slots, versions, now)
-            for freed in model_state.slots.evicted:
-                model_state.reset_slot(freed)
-            model_state.slots.evicted.clear()
-            num_cols, cat_cols = self.columns[model_state.model.name]
-            model_state.apply(rows, slots, batch, num_cols, cat_cols, now)
+        apply_serving(state, self.model_names, self.columns, batch, now)
+
+
+def serving_context(state: State, numeric: list[str], categorical: list[str]):
+    """(model names by the parser's model index, per model where its features sit in the
+    parser's columns): what applying a parsed batch needs."""
+    columns = {
+        name: (
+            [numeric.index(f) for f in ms.numeric if f in numeric],
+            [categorical.index(f) for f in ms.categorical if f in categorical],
+        )
+        for name, ms in state.models.items()
+    }
+    return [m.name for m in state.config.models], columns
+
+
+def apply_serving(state: State, model_names, columns, batch, now: float) -> None:
+    """A parsed batch into the models' state (files and pushed records alike)."""
+    if not batch.records:
+        return
+    for index in np.unique(batch.model):
+        model_state = state.models.get(model_names[index])
+        if model_state is None or model_state.model.name not in columns:
+            continue  # a push parsed before a reload removed its model
+        rows = np.flatnonzero(batch.model == index)
+        versions = [batch.version[i] for i in rows]
+        slots = slots_for(model_state.slots, versions, now)
+        for freed in model_state.slots.evicted:
+            model_state.reset_slot(freed)
+        model_state.slots.evicted.clear()
+        num_cols, cat_cols = columns[model_state.model.name]
+        model_state.apply(rows, slots, batch, num_cols, cat_cols, now)
 
 
 class LabelIngest(TailIngest):
@@ -441,6 +521,44 @@ class HostIngest:
                 ps.gpu_seconds += ps.gpu_utilization * min(elapsed, 10.0)
             state.host = sample
         return 0
+
+    def close(self) -> None:
+        pass
+
+
+class PushIngest:
+    """Records the push endpoints accepted, applied by the ingest thread (the only writer of
+    state), and KServe events whose other half did not come in time."""
+
+    source = "push"
+
+    def __init__(self, queue, kserve=None):
+        self.queue = queue
+        self.kserve = kserve  # the KServeEndpoint, or None
+
+    def step(self, state: State) -> int:
+        items = self.queue.take()
+        if self.kserve is not None:
+            lines = self.kserve.expired(time.time())
+            if lines:
+                k = self.kserve
+                items.append(Queued(k.source, k.parser.parse(lines), k.context, 0))
+        if not items:
+            return 0
+        now = time.time()
+        with state.lock:
+            for item in items:
+                stats = state.source(item.source)
+                try:
+                    apply_serving(state, *item.context, item.batch, now)
+                except Exception:
+                    log.exception("source %s: applying a batch failed", item.source)
+                    stats.lines["invalid"] += item.batch.lines
+                    stats.invalid["internal_error"] += item.batch.lines
+                    continue
+                count_batch(stats, item.batch)
+                stats.bytes_read += item.body_bytes
+        return sum(max(1, i.body_bytes) for i in items)
 
     def close(self) -> None:
         pass

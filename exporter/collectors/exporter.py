@@ -9,7 +9,12 @@ from collections.abc import Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter import __version__
-from exporter.state.source_stats import FILE_ERROR_REASONS, INVALID_REASONS
+from exporter.state.source_stats import (
+    FILE_ERROR_REASONS,
+    IGNORED_REASONS,
+    INVALID_REASONS,
+    PUSH_SOURCES,
+)
 from exporter.state.store import State
 
 
@@ -48,7 +53,10 @@ class ExporterCollector:
         info.add_metric([__version__, REVISION], 1.0)
         yield info
         lines = CounterMetricFamily(
-            "mlpipe_source_lines", "Lines read, by result.", labels=["source", "result"]
+            "mlpipe_source_lines",
+            "Records read, by result (a record split over several "
+            "container-log lines counts once).",
+            labels=["source", "result"],
         )
         invalid = CounterMetricFamily(
             "mlpipe_source_invalid_lines",
@@ -60,6 +68,12 @@ class ExporterCollector:
             "Values of otherwise valid lines that were not used, by field (a latency below 0 "
             "or above a day: the request counts, its latency is not observed).",
             labels=["source", "field"],
+        )
+        ignored = CounterMetricFamily(
+            "mlpipe_source_ignored_lines",
+            "Records read that are not for the exporter and not broken, by reason (a "
+            "container's non-JSON output, a stream not configured); not in result=invalid.",
+            labels=["source", "reason"],
         )
         read = CounterMetricFamily(
             "mlpipe_source_read_bytes", "Bytes of complete lines read.", labels=["source"]
@@ -93,11 +107,13 @@ class ExporterCollector:
             labels=["source"],
         )
         for source, stats in sorted(state.sources.items()):
-            for result in ("parsed", "invalid"):
+            for result in ("parsed", "invalid", "ignored"):
                 lines.add_metric([source, result], float(stats.lines[result]))
             for reason in INVALID_REASONS:
                 invalid.add_metric([source, reason], float(stats.invalid[reason]))
-            if source == "serving":
+            for reason in IGNORED_REASONS:
+                ignored.add_metric([source, reason], float(stats.ignored[reason]))
+            if source.startswith("serving") or source in PUSH_SOURCES:
                 rejected.add_metric([source, "latency"], float(stats.rejected["latency"]))
             read.add_metric([source], float(stats.bytes_read))
             lag.add_metric([source], float(stats.lag_bytes))
@@ -110,6 +126,7 @@ class ExporterCollector:
         yield from (
             lines,
             invalid,
+            ignored,
             rejected,
             read,
             lag,
@@ -140,6 +157,37 @@ class ExporterCollector:
         for stage in ("ingest", "stats", "render"):
             errors.add_metric([stage], float(status["loop_errors"][stage]))
         yield errors
+        replies = status.get("push_replies")
+        if replies is not None:
+            pushes = CounterMetricFamily(
+                "mlpipe_push_requests",
+                "Requests to the push endpoints, by endpoint (records, kserve) and status code "
+                "(429: saturated, retry; 400: a body that cannot be read; 413: too large).",
+                labels=["endpoint", "code"],
+            )
+            for (endpoint, code), n in sorted(replies.items()):
+                pushes.add_metric([endpoint, str(code)], float(n))
+            yield pushes
+            yield GaugeMetricFamily(
+                "mlpipe_push_queued_records",
+                "Records accepted by the push endpoints and not yet applied.",
+                value=float(status["push_queued"]),
+            )
+            yield GaugeMetricFamily(
+                "mlpipe_kserve_pending_events",
+                "KServe request or response events waiting for their other half.",
+                value=float(status["kserve_pending"]),
+            )
+            unpaired = CounterMetricFamily(
+                "mlpipe_kserve_unpaired_events",
+                "KServe events whose other half never came, by type: a request without a "
+                "response is a failed inference (counted as an error), a response without a "
+                "request a success without features.",
+                labels=["type"],
+            )
+            for kind in ("request", "response"):
+                unpaired.add_metric([kind], float(status["kserve_unpaired"][kind]))
+            yield unpaired
         yield GaugeMetricFamily(
             "mlpipe_config_last_reload_successful",
             "Whether the last configuration reload succeeded.",

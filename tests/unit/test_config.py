@@ -90,8 +90,17 @@ def test_all_errors_reported_at_once(tmp_path):
 
 
 def test_missing_required_key():
+    errors = _errors({"models": [{"serving_logs": ["/tmp/*.jsonl"]}]})
+    assert errors == ["cfg.yaml: models[0].name: required key is missing"]
+
+
+def test_a_model_without_serving_logs_needs_the_push_endpoint():
     errors = _errors({"models": [{"name": "fraud"}]})
-    assert errors == ["cfg.yaml: models[0].serving_logs: required key is missing"]
+    assert errors == [
+        "cfg.yaml: models[0].serving_logs: at least one path or glob is required (or push.enabled)"
+    ]
+    cfg = parse_config({"models": [{"name": "fraud"}], "push": {"enabled": True}})
+    assert cfg.model("fraud").serving_logs == ()
 
 
 def test_unknown_threshold_method(tmp_path):
