@@ -15,6 +15,8 @@ import socket
 import ssl
 import threading
 import time
+import zlib
+from http import HTTPStatus
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, make_server
 
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, ThreadingWSGIServer
@@ -232,6 +234,8 @@ def make_app(exporter, telemetry_path: str = "/metrics"):
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "/")
         head = environ.get("REQUEST_METHOD") == "HEAD"
+        if path in PUSH_PATHS:
+            return _push(exporter, PUSH_PATHS[path], environ, start_response)
         if path == telemetry_path:
             body = _metrics(exporter, environ, start_response)
         elif path == "/-/healthy":
@@ -253,6 +257,61 @@ def make_app(exporter, telemetry_path: str = "/metrics"):
         return [] if head else body  # HEAD: the headers (Content-Length included), no body
 
     return app
+
+
+# POST endpoints -> the name the exporter knows them by (docs/inputs.md#push).
+PUSH_PATHS = {"/api/v1/records": "records", "/api/v1/kserve": "kserve"}
+
+
+def _push(exporter, endpoint: str, environ, start_response):
+    """Read a pushed body (bounded, gzip allowed) and hand it to the exporter."""
+    push = exporter.state.config.push
+
+    def reply(code: int, text: str, headers=()):
+        exporter.push_replies[(endpoint, code)] += 1
+        return _send(start_response, code, text, headers)
+
+    if not push.enabled:
+        return reply(404, "push endpoints are off (push.enabled: false)")
+    if environ.get("REQUEST_METHOD") != "POST":
+        return reply(405, "use POST", [("Allow", "POST")])
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or -1)
+    except ValueError:
+        length = -1
+    if length < 0:
+        return reply(411, "a Content-Length is required")
+    if length > push.max_body_bytes:
+        return reply(413, f"body of {length} bytes; push.max_body_bytes is {push.max_body_bytes}")
+    body = environ["wsgi.input"].read(length)
+    if "gzip" in environ.get("HTTP_CONTENT_ENCODING", ""):
+        inflate = zlib.decompressobj(wbits=31)
+        try:
+            body = inflate.decompress(body, push.max_body_bytes)
+        except zlib.error as exc:
+            return reply(400, f"body is not gzip: {exc}")
+        if inflate.unconsumed_tail:
+            return reply(413, f"body inflates past push.max_body_bytes ({push.max_body_bytes})")
+    headers = {
+        key[5:].lower().replace("_", "-"): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_CE_")
+    }
+    result = exporter.push(endpoint, body, headers)
+    return _send(start_response, result.code, result.text, result.headers)
+
+
+def _send(start_response, code: int, text: str, headers=()):
+    data = (text + "\n").encode()
+    start_response(
+        f"{code} {HTTPStatus(code).phrase}",
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(data))),
+            *headers,
+        ],
+    )
+    return [data]
 
 
 def _metrics(exporter, environ, start_response):
