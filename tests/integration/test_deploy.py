@@ -34,11 +34,16 @@ def test_kubernetes_prometheus_rule_equals_alert_rules():
     )
 
 
-def locked_down_container(workload: dict) -> dict:
-    """The workload's one container, after checking the pod runs it locked down."""
+def locked_down_container(workload: dict, log_reader: bool = False) -> dict:
+    """The workload's one container, after checking the pod runs it locked down: as a user,
+    or (``log_reader``: the kubelet's root-owned logs) as root with every capability dropped
+    but reading files."""
     pod = workload["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
     (c,) = pod["containers"]
+    if log_reader:
+        assert c["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["DAC_READ_SEARCH"]}
+    else:
+        assert pod["securityContext"]["runAsNonRoot"] is True
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert c["resources"]["requests"]["cpu"] and c["resources"]["requests"]["memory"]
@@ -94,9 +99,14 @@ def test_node_daemonset_is_locked_down_and_scraped_as_the_rules_expect():
     docs = load_all(os.path.join(ROOT, "deploy", "kubernetes", "daemonset.yaml"))
     ds = next(d for d in docs if d["kind"] == "DaemonSet")
     pod = ds["spec"]["template"]["spec"]
-    c = locked_down_container(ds)
+    c = locked_down_container(ds, log_reader=True)
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     assert mounts["serving-logs"]["readOnly"] is True and mounts["profiles"]["readOnly"] is True
+    assert mounts["pod-logs"] == {
+        "name": "pod-logs",
+        "mountPath": "/var/log/pods",
+        "readOnly": True,
+    }
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "hostPath" in volumes["state"]  # checkpoints survive a pod restart on the node
     labels = ds["spec"]["template"]["metadata"]["labels"]
@@ -111,3 +121,32 @@ def test_node_daemonset_is_locked_down_and_scraped_as_the_rules_expect():
     assert job["job_name"] == "mlpipe-exporter"
     keep = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
     assert {r["regex"] for r in keep} == {"mlpipe-exporter", c["ports"][0]["name"]}
+
+
+def test_the_configmaps_the_workloads_mount_are_shipped_and_valid(tmp_path):
+    """Every ConfigMap a workload mounts exists in the bundle, and its config is one the
+    exporter accepts (paths that exist only in a cluster aside); the node's reads CRI."""
+    from exporter.config import ConfigError, parse_config
+
+    shipped = {
+        d["metadata"]["name"]: d
+        for d in load_all(os.path.join(ROOT, "deploy", "kubernetes", "configmap.yaml"))
+    }
+    for name in ("deployment.yaml", "daemonset.yaml"):
+        for doc in load_all(os.path.join(ROOT, "deploy", "kubernetes", name)):
+            if doc["kind"] not in ("Deployment", "DaemonSet"):
+                continue
+            volumes = doc["spec"]["template"]["spec"]["volumes"]
+            mounted = {v["configMap"]["name"] for v in volumes if "configMap" in v}
+            built_by_hand = {"mlpipe-reference-profiles"}  # from the user's profile files
+            assert mounted - built_by_hand <= shipped.keys(), name
+    for name, cm in shipped.items():
+        data = yaml.safe_load(cm["data"]["config.yaml"])
+        try:
+            parse_config(data, name)
+        except ConfigError as exc:
+            elsewhere = [e for e in exc.errors if "does not exist" in e or "cannot read" in e]
+            assert exc.errors == elsewhere, name  # only the cluster's paths are missing here
+    node = yaml.safe_load(shipped["mlpipe-exporter-node-config"]["data"]["config.yaml"])
+    assert node["serving_log"]["format"] == "cri"
+    assert node["models"][0]["serving_logs"][0]["path"].startswith("/var/log/pods/")
