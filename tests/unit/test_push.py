@@ -253,3 +253,22 @@ def test_kserve_bad_events_are_400_and_counted(served):
     assert (
         sample(e, "mlpipe_source_invalid_lines_total", source="kserve", reason="unknown_model") == 1
     )
+
+
+def test_the_push_endpoints_sit_behind_basic_auth(tmp_path):
+    from exporter.webconfig import WebSecurity
+    from tests.unit.hardening.test_web_hardening import web_config
+
+    e = Exporter(parse_config(config()))
+    e.render()
+    server = MetricsServer(e, "127.0.0.1", 0, security=WebSecurity(web_config(tmp_path, cost=4)))
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/api/v1/records"
+        line = json.dumps({"model": "fraud", "timestamp": time.time()}).encode() + b"\n"
+        assert requests.post(url, data=line, timeout=10).status_code == 401
+        r = requests.post(url, data=line, auth=("alice", "secret"), timeout=10)
+        assert r.status_code == 200 and r.json()["accepted"] == 1
+    finally:
+        server.stop()
+        e.stop()
