@@ -337,7 +337,14 @@ class ServingLogParser:
         categorical: list = []
         if self.numeric or self.categorical:
             feats = list(map(g["features"], fast))
-            if self.numeric:
+            if not slow and feats.count(None) == len(feats):
+                # No record has features (a serving-only log): skip building columns of
+                # Nones, which costs more than the rest of the parse.
+                numeric = np.full((n, len(self.numeric)), np.nan)
+                missing = pa.nulls(n, pa.string())
+                categorical = [missing] * len(self.categorical)
+                feats = None
+            if feats is not None and self.numeric:
                 getter = operator.attrgetter(*[f"n{i}" for i in range(len(self.numeric))])
                 empty = (None,) * len(self.numeric)
                 rows = [getter(f) if f is not None else empty for f in feats]
@@ -348,7 +355,7 @@ class ServingLogParser:
                 if slow:
                     num_bad = np.zeros((n, len(self.numeric)), bool)
                     num_bad[len(fast) :] = [s[2] for s in slow]
-            if self.categorical:
+            if feats is not None and self.categorical:
                 getter = operator.attrgetter(*[f"c{i}" for i in range(len(self.categorical))])
                 empty = (None,) * len(self.categorical)
                 rows = [getter(f) if f is not None else empty for f in feats]

@@ -80,12 +80,18 @@ def test_other_streams_and_broken_envelopes_are_counted_apart(writer, envelope):
 
 
 def test_cri_fast_and_slow_paths_agree():
-    data = b"".join(cri_lines(json.dumps({"i": i, "s": "a b"}), i) for i in range(50))
-    fast = Cri().unwrap(data).data
-    slow = Cri().unwrap(data + cri_lines("P in the middle: x P y", 60)).data
-    assert slow.startswith(fast) and slow.endswith(b"P in the middle: x P y\n")
-    # An empty object keeps its shape (no trailing comma spliced in).
-    assert Cri().unwrap(cri_lines("{}", 1)).data == b"{}\n"
+    """The vectorised in-place unwrap (every line an F line) and the line-by-line one (a
+    partial line sends the chunk there) give the same payloads."""
+    lines = [json.dumps({"i": i, "s": "a b"}) for i in range(50)]
+    lines += ["GET /healthz 200", "", "{}", '{ "spaced": 1}', "[1, 2]"]
+    data = b"".join(cri_lines(x, 1_790_000_000 + i) for i, x in enumerate(lines))
+    fast = Cri().unwrap(data).data.split(b"\n")[:-1]
+    assert len(fast[0]) == len(data.split(b"\n")[0])  # in place: the header was overwritten
+    slow = Cri().unwrap(data + cri_lines("x" * 40_000, 60)).data.split(b"\n")[:-2]
+    assert [x.strip() for x in fast] == [x.strip() for x in slow]
+    for x in fast[:50] + fast[53:54]:
+        assert msgspec.json.decode(x)[ENVELOPE_TIME].startswith("2026-")
+    assert [x.strip() for x in fast[50:53]] == [b"GET /healthz 200", b"", b"{}"]
 
 
 @pytest.mark.parametrize("writer,envelope", [(cri_lines, Cri()), (docker_lines, Docker())])
