@@ -12,6 +12,7 @@ import atheris
 
 with atheris.instrument_imports():
     from exporter.config import LabelJoin, ServingLogFormat
+    from exporter.sources.envelopes import Cri, Docker
     from exporter.sources.labels import LabelParser
     from exporter.sources.runs import RunLogParser
     from exporter.sources.serving_log import ServingLogParser
@@ -19,6 +20,9 @@ with atheris.instrument_imports():
 SERVING = ServingLogParser(ServingLogFormat(), ["fraud"], ["amount"], ["country"])
 LABELS = LabelParser(LabelJoin())
 RUNS = RunLogParser(["train"])
+ENVELOPED = ServingLogParser(
+    ServingLogFormat(), ["fraud"], ["amount"], ["country"], model="fraud", envelope=True
+)
 
 
 def one_input(data: bytes) -> None:
@@ -31,6 +35,12 @@ def one_input(data: bytes) -> None:
     assert len(lab.request_ids) + sum(lab.invalid.values()) == n
     run = RUNS.parse(data)
     assert len(run.records) + sum(run.invalid.values()) == n
+    for envelope in (Cri(), Cri(("stdout",)), Docker()):
+        out = envelope.unwrap(data, final=True)
+        assert out.data.count(b"\n") + out.dropped <= n
+        p = ENVELOPED.parse(out.data)
+        accounted = p.records + sum(p.invalid.values()) + sum(p.ignored.values())
+        assert accounted == p.lines == out.data.count(b"\n")
 
 
 if __name__ == "__main__":
