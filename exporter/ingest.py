@@ -260,6 +260,7 @@ class ServingIngest(TailIngest):
             model=spec.model,
             version=spec.version,
             envelope=fmt.format != "json",
+            feature_order=state.config.model(spec.model).feature_order if spec.model else (),
         )
         super().__init__(tailer, parser.parse, budget)
         self.model_names, self.columns = serving_context(state, numeric, categorical)

@@ -176,9 +176,14 @@ class Cri(_Joining):
     def _lines(self, data: bytes):
         for line in data.split(b"\n")[:-1]:
             parts = line.split(b" ", 3)
-            if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr") or parts[2] not in (
-                b"P",
-                b"F",
+            if (
+                len(parts) < 3
+                or parts[1] not in (b"stdout", b"stderr")
+                or parts[2]
+                not in (
+                    b"P",
+                    b"F",
+                )
             ):
                 yield None
                 continue

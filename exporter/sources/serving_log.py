@@ -63,6 +63,7 @@ class ServingLogParser:
         version: str | None = None,
         envelope: bool = False,
         arrival_time: bool = False,
+        feature_order: tuple[str, ...] = (),
     ):
         """``model``/``version``: constants for every record (the lines carry no such field);
         ``envelope``: a container runtime's time may stand in for a missing timestamp (the
@@ -76,6 +77,9 @@ class ServingLogParser:
         self.envelope = envelope
         self.arrival_time = arrival_time
         self.time_optional = envelope or arrival_time
+        # Features as a positional array, named in this order (read on the lenient path: the
+        # typed decoder takes an object).
+        self.feature_order = tuple(feature_order)
         self.latency_scale = 0.001 if fmt.latency_unit == "ms" else 1.0
         self.error_statuses = {s.lower() for s in fmt.error_statuses}
         self._status_cache: dict[Any, bool] = {}
@@ -244,6 +248,11 @@ class ServingLogParser:
             features = obj
         else:
             _, features = self._get(obj, "features")
+        if isinstance(features, list) and self.feature_order:
+            if len(features) != len(self.feature_order):
+                invalid["wrong_type"] += 1
+                return None
+            features = dict(zip(self.feature_order, features, strict=True))
         features = features if isinstance(features, dict) else {}
         num, num_bad = [], []
         for name in self.numeric:

@@ -43,7 +43,7 @@ def records(rng) -> list[dict]:
     return out
 
 
-def run(tmp_path, ref_dir, name: str, lines: bytes, source) -> Exporter:
+def run(tmp_path, ref_dir, name: str, lines: bytes, source, **model) -> Exporter:
     logs = tmp_path / name
     logs.mkdir()
     (logs / "0.log").write_bytes(lines)
@@ -57,6 +57,7 @@ def run(tmp_path, ref_dir, name: str, lines: bytes, source) -> Exporter:
                 "features": {"numeric": ["amount", "age", "score"], "categorical": ["country"]},
                 "windows": {"length": "10m", "bucket": "1m"},
                 "min_samples": 10,
+                **model,
             }
         ]
     }
@@ -189,3 +190,24 @@ def test_bentoml_monitor_lines_features_at_top_level_constant_version(tmp_path, 
         for f in ("amount", "age", "score", "country")
     }
     assert skew == pytest.approx(want["skew"], abs=1e-9)
+
+
+def test_features_as_a_positional_array_named_by_feature_order(tmp_path, reference):
+    recs = records(np.random.default_rng(3))
+    plain = b"".join(json.dumps({"model": "fraud", **r}).encode() + b"\n" for r in recs)
+    want = metrics(run(tmp_path, reference, "json", plain, lambda p: p), "serving")
+    order = ["country", "amount", "age", "score"]
+    positional = b"".join(
+        json.dumps({**r, "features": [r["features"][f] for f in order]}).encode() + b"\n"
+        for r in recs
+    )
+    e = run(
+        tmp_path,
+        reference,
+        "positional",
+        positional,
+        lambda p: {"path": p},
+        feature_order=order,
+    )
+    got = metrics(e, "serving-fraud")
+    same(got, want)
