@@ -436,6 +436,23 @@ def drift():
             ),
             panel("Model quality", f"mlpipe_model_quality{{{M}}}", legend="{{version}} {{metric}}"),
             panel(
+                "Model quality: estimated before labels, and realized",
+                [
+                    f"mlpipe_model_quality_estimated{{{M}}}",
+                    f"mlpipe_model_quality_estimated{{{M}}} - mlpipe_model_quality_estimated_halfwidth{{{M}}}",
+                    f"mlpipe_model_quality{{{M}}}",
+                ],
+                legend=[
+                    "{{version}} {{metric}} estimated",
+                    "{{version}} {{metric}} lower 95 %",
+                    "{{version}} {{metric}} realized",
+                ],
+                desc="Estimated from the prediction scores through the reference's calibration "
+                "(no labels needed; binary classification), its lower 95 % bound, and the "
+                "value measured once labels arrive. Realized outside the band: the estimate's "
+                "assumptions do not hold (MlpipeQualityEstimateUnreliable).",
+            ),
+            panel(
                 "Labels joined / s",
                 f"sum by (model, result) (rate(mlpipe_label_join_total{{{M}}}[{RI}]))",
                 legend="{{model}} {{result}}",

@@ -42,12 +42,35 @@ class QualityCollector:
             "late (matched, but its prediction is older than the windows).",
             labels=["model", "result"],
         )
+        estimated = GaugeMetricFamily(
+            "mlpipe_model_quality_estimated",
+            "Model quality estimated from the prediction scores alone, before labels arrive "
+            "(confidence-based: the reference's calibration; binary classification).",
+            labels=["model", "version", "metric"],
+        )
+        half = GaugeMetricFamily(
+            "mlpipe_model_quality_estimated_halfwidth",
+            "Half-width of the 95 % band around the estimate: where the realized value falls "
+            "if the estimate's assumptions hold (labels drawn from the calibrated scores).",
+            labels=["model", "version", "metric"],
+        )
+        error = GaugeMetricFamily(
+            "mlpipe_model_quality_estimate_error",
+            "Realized minus estimated quality, where both exist: beyond the half-width, the "
+            "estimate's assumptions (calibration, no concept drift) do not hold.",
+            labels=["model", "version", "metric"],
+        )
         for name, ms in state.models.items():
             for (version, metric), value in ms.results.quality.items():
                 quality.add_metric([name, version, metric], value)
+            for (version, metric), (value, width) in ms.results.quality_estimated.items():
+                estimated.add_metric([name, version, metric], value)
+                half.add_metric([name, version, metric], width)
+            for (version, metric), value in ms.results.quality_estimate_error.items():
+                error.add_metric([name, version, metric], value)
             for metric, value in ms.model.quality_thresholds.items():
                 threshold.add_metric([name, metric], value)
             if ms.model.labels:
                 for result in JOIN_RESULTS:
                     join.add_metric([name, result], float(ms.labels[result]))
-        yield from (quality, threshold, join)
+        yield from (quality, threshold, join, estimated, half, error)

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from exporter.config import Model
+from exporter.state.outcomes import POSITIVE_LABELS
 from exporter.state.profiles import (
     FINE_BINS,
     CategoricalSpec,
@@ -378,11 +379,44 @@ def build_reference(model: Model, files: list[str] | None = None) -> ReferencePr
             first.add(batch)
         specs = first.specs(model.top_k)
         profile = Profile.zeros(specs)
+        calibration = Calibration.for_model(model, specs)
         for batch in iter_batches(files, columns):
             profile = profile + profile_batch(specs, batch)
+            if calibration is not None:
+                calibration.add(batch)
     except (pa.ArrowInvalid, OSError, KeyError) as exc:
         raise ReferenceError(f"model {model.name}: cannot read reference: {exc}") from exc
-    return _assemble(model, specs, profile, rows, files)
+    ref = _assemble(model, specs, profile, rows, files)
+    ref.calibration = calibration.positives if calibration is not None else None
+    return ref
+
+
+class Calibration:
+    """Positive labels per prediction-score bin (pass 2), for the quality estimate."""
+
+    def __init__(self, spec: NumericSpec, label: str):
+        self.spec = spec
+        self.label = label
+        self.positives = np.zeros(spec.bins, np.int64)
+
+    @classmethod
+    def for_model(cls, model: Model, specs: ColumnSpecs) -> Calibration | None:
+        ref = model.reference
+        if model.task != "binary_classification" or not (ref.label and ref.prediction):
+            return None
+        spec = next((s for s in specs.numeric if s.name == ref.prediction), None)
+        return cls(spec, ref.label) if spec is not None else None
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        scores = numeric_matrix(batch, [self.spec.name])[:, 0]
+        labels = as_strings(batch.column(self.label))
+        positive = pc.fill_null(pc.is_in(labels, pa.array(sorted(POSITIVE_LABELS))), False)
+        ok = ~np.isnan(scores)
+        bins = self.spec.bin_index(scores[ok])
+        weights = positive.to_numpy(zero_copy_only=False)[ok].astype(np.int64)
+        self.positives += np.bincount(bins, weights=weights, minlength=self.spec.bins).astype(
+            np.int64
+        )
 
 
 def _take(specs: ColumnSpecs, profile: Profile, sub: ColumnSpecs) -> Profile:
@@ -516,6 +550,8 @@ def save_cache(path: str, ref: ReferenceProfile) -> None:
             arrays[f"{key}_numeric"] = part.profile.numeric
             arrays[f"{key}_sums"] = part.profile.sums
             arrays[f"{key}_categorical"] = part.profile.categorical
+    if ref.calibration is not None:
+        arrays["calibration_positives"] = ref.calibration
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp.npz"
     np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
@@ -540,10 +576,14 @@ def load_cache(path: str) -> ReferenceProfile:
                 parts[key] = ColumnProfile(specs, profile)
             else:
                 parts[key] = None
+        calibration = (
+            data["calibration_positives"] if "calibration_positives" in data.files else None
+        )
     ref = ReferenceProfile(
         parts["features"], parts["prediction"], parts["label"], meta["rows"], meta["files"]
     )
     ref.hash = profile_hash(ref)
+    ref.calibration = calibration
     return ref
 
 

@@ -34,7 +34,7 @@ from exporter.state.serving import ServingCounters
 from exporter.state.traffic import TrafficWindow
 from exporter.state.versions import VersionSlots
 from exporter.state.windows import BucketClock
-from exporter.stats import drift, verdict
+from exporter.stats import drift, estimate, verdict
 from exporter.stats.capacity import replicas_for
 
 UNIFORM = np.linspace(0.0, 1.0, 1001)
@@ -58,9 +58,20 @@ class Results:
     pvalue_threshold: dict = field(default_factory=dict)  # comparison -> threshold in force
     window_samples: dict = field(default_factory=dict)  # version -> records in the window
     quality: dict = field(default_factory=dict)  # (version, metric) -> value
+    # Before labels: (version, metric) -> (estimate, 95 % half-width); and realized minus
+    # estimated where both exist (stats/estimate.py).
+    quality_estimated: dict = field(default_factory=dict)
+    quality_estimate_error: dict = field(default_factory=dict)
     capacity: dict = field(default_factory=dict)  # peak_qps, concurrency, replicas
     stable_version: str | None = None  # what canaries are compared with
     computed_at: float = 0.0
+
+
+def _bin_centers(edges: np.ndarray) -> np.ndarray:
+    """A representative value per fine bin (the open end bins take their one edge)."""
+    edges = np.asarray(edges, float)
+    inner = (edges[:-1] + edges[1:]) / 2.0
+    return np.concatenate([[edges[0]], inner, [edges[-1]]])
 
 
 def _one_column(part: ColumnProfile | None):
@@ -109,6 +120,17 @@ class ModelState:
             else None
         )
         label_spec, self.label_ref = _one_column(reference.label if reference else None)
+        # P(positive) per prediction bin, learned once from the reference's scores and labels.
+        self.calibrated = None
+        if (
+            reference is not None
+            and reference.calibration is not None
+            and self.prediction_ref is not None
+            and len(reference.calibration) == len(self.prediction_ref.counts)
+        ):
+            self.calibrated = estimate.calibration_map(
+                self.prediction_ref.counts, reference.calibration
+            )
         self.outcomes = OutcomeWindow(
             self.clock, model.task, label_spec, n_slots, model.decision_threshold
         )
@@ -363,3 +385,21 @@ class ModelState:
         for slot, version in self.slots.labels():
             for metric, value in by_slot.get(slot, {}).items():
                 r.quality[(version, metric)] = value
+        if self.calibrated is None:
+            return
+        spec = self.predictions.spec
+        centers = _bin_centers(spec.edges)
+        for slot, version in self.slots.labels():
+            window = self.predictions.counts(now, 0, slot)
+            if window.counts.sum() < self.model.min_samples:
+                continue
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(window.counts > 0, window.sums / window.counts, centers)
+            found = estimate.estimate_binary(
+                window.counts, mean, self.calibrated, self.model.decision_threshold
+            )
+            for metric, (value, half) in found.items():
+                r.quality_estimated[(version, metric)] = (value, half)
+                realized = r.quality.get((version, metric))
+                if realized is not None:
+                    r.quality_estimate_error[(version, metric)] = realized - value

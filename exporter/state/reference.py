@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from exporter.config import Model
 from exporter.state.profiles import ColumnSpecs, Profile
 
@@ -27,6 +29,9 @@ class ReferenceProfile:
     # Identity of the bins and counts (sources/reference.profile_hash): shards that export
     # distributions from different references cannot be merged, and say so.
     hash: str = ""
+    # Binary classification with a label and a score column: positive labels per score bin
+    # (the prediction's bins), for the quality estimate's calibration (stats/estimate.py).
+    calibration: np.ndarray | None = None
 
 
 @dataclass

@@ -147,3 +147,26 @@ def test_profiling_memory_does_not_grow_with_dataset_size(tmp_path):
     # 4x the data (256 MiB of values at 4M rows) must not need more memory to profile.
     assert growth[4_000_000] <= growth[1_000_000] + 16, growth
     assert growth[4_000_000] < 100, growth
+
+
+def test_calibration_counts_positive_labels_per_score_bin_and_survives_the_profile_file(
+    tmp_path,
+):
+    rng = np.random.default_rng(3)
+    n = 20_000
+    score = rng.random(n)
+    label = rng.random(n) < score
+    # Labels as a reference may hold them: booleans here (true is the positive class).
+    pq.write_table(
+        pa.table({"x": rng.normal(0, 1, n), "score": score, "label": label}),
+        tmp_path / "ref.parquet",
+    )
+    m = model(tmp_path, tmp_path / "ref.parquet", label="label", prediction="score")
+    ref = refmod.build_reference(m)
+    spec = ref.prediction.specs.numeric[0]
+    idx = np.searchsorted(spec.edges, score, side="right")
+    want = np.bincount(idx, weights=label, minlength=spec.bins).astype(np.int64)
+    assert ref.calibration.tolist() == want.tolist()
+    refmod.save_cache(str(tmp_path / "m.profile"), ref)
+    loaded = refmod.load_cache(str(tmp_path / "m.profile"))
+    assert loaded.calibration.tolist() == want.tolist() and loaded.hash == ref.hash
