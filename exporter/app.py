@@ -110,7 +110,8 @@ class Exporter:
         push = config.push
         self.push_queue = PushQueue(push.max_queued_records)
         self.kserve_join = KServeJoin(push.kserve_response_timeout, push.kserve_max_pending)
-        self.push_replies: Counter = Counter()  # (endpoint, code)
+        self.push_replies: Counter = Counter()  # (endpoint, code); HTTP threads count
+        self._push_lock = threading.Lock()
         self.records_endpoint: RecordsEndpoint | None = None
         self.kserve_endpoint: KServeEndpoint | None = None
         self.ingests = self._build_ingests(self.state)
@@ -230,12 +231,18 @@ class Exporter:
             reply = records.handle(body)
         else:
             reply = kserve.handle(headers or {}, body)
-        self.push_replies[(endpoint, reply.code)] += 1
+        self.count_push(endpoint, reply.code)
         return reply
 
+    def count_push(self, endpoint: str, code: int) -> None:
+        with self._push_lock:
+            self.push_replies[(endpoint, code)] += 1
+
     def status(self) -> dict:
+        with self._push_lock:
+            replies = Counter(self.push_replies)
         return {
-            "push_replies": self.push_replies,
+            "push_replies": replies,
             "push_queued": self.push_queue.records,
             "kserve_pending": self.kserve_join.pending,
             "kserve_unpaired": self.kserve_join.unpaired,

@@ -268,7 +268,7 @@ def _push(exporter, endpoint: str, environ, start_response):
     push = exporter.state.config.push
 
     def reply(code: int, text: str, headers=()):
-        exporter.push_replies[(endpoint, code)] += 1
+        exporter.count_push(endpoint, code)
         return _send(start_response, code, text, headers)
 
     if not push.enabled:
