@@ -9,6 +9,7 @@ from exporter.state.profiles import (
     CategoricalSpec,
     ColumnSpecs,
     NumericSpec,
+    bin_numeric,
     canonical_category,
     profile_rows,
 )
@@ -55,3 +56,40 @@ def test_canonical_categories_match_between_json_and_parquet():
         "DE",
         None,
     ]
+
+
+# Columns of every shape a reference gives: smooth, heavy-tailed, few distinct values, one
+# value only (no lookup table: a binary search), and integers.
+RNG = np.random.default_rng(1)
+MIXED = ColumnSpecs(
+    tuple(
+        NumericSpec.from_sample(f"f{j}", s, float(s.min()), float(s.max()), float(s.std()) or 1.0)
+        for j, s in enumerate(
+            [
+                RNG.normal(size=2000),
+                RNG.standard_cauchy(2000),
+                RNG.integers(0, 3, 2000).astype(float),
+                np.full(2000, 7.0),
+                RNG.integers(-50, 50, 2000).astype(float) * 1e6,
+            ]
+        )
+    )
+)
+cells = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, 1.0, 2.0, 7.0, -7.0, 1e6, 5e7]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(0, 40), st.just(5)), elements=cells))
+def test_every_column_binned_at_once_equals_searchsorted_per_column(values):
+    counts, sums = bin_numeric(MIXED, values)
+    for j, spec in enumerate(MIXED.numeric):
+        col = values[:, j][~np.isnan(values[:, j])]
+        idx = np.searchsorted(spec.edges, col, side="right")
+        want = np.bincount(idx, minlength=MIXED.numeric_width)
+        assert counts[j].tolist() == want.tolist(), spec.name
+        with np.errstate(invalid="ignore"):
+            want_sums = np.bincount(idx, weights=col, minlength=MIXED.numeric_width)
+        np.testing.assert_array_equal(sums[j], want_sums)
