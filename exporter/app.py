@@ -37,6 +37,7 @@ from exporter.ingest import (
     TailIngest,
     checkpoint_store,
     feature_union,
+    model_columns,
     serving_context,
     serving_sources,
 )
@@ -206,11 +207,19 @@ class Exporter:
         numeric, categorical = feature_union(state)
         context = serving_context(state, numeric, categorical)
         names = [m.name for m in state.config.models]
+        per_model = model_columns(state, numeric, categorical)
         records = ServingLogParser(
-            state.config.serving_log, names, numeric, categorical, arrival_time=True
+            state.config.serving_log,
+            names,
+            numeric,
+            categorical,
+            arrival_time=True,
+            model_columns=per_model,
         )
         # KServe events become records in the exporter's own default shape.
-        canonical = ServingLogParser(ServingLogFormat(), names, numeric, categorical)
+        canonical = ServingLogParser(
+            ServingLogFormat(), names, numeric, categorical, model_columns=per_model
+        )
         models = {
             m.name: (m.feature_order, m.task == "binary_classification")
             for m in state.config.models

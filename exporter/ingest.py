@@ -261,6 +261,7 @@ class ServingIngest(TailIngest):
             version=spec.version,
             envelope=fmt.format != "json",
             feature_order=state.config.model(spec.model).feature_order if spec.model else (),
+            model_columns=None if spec.model else model_columns(state, numeric, categorical),
         )
         super().__init__(tailer, parser.parse, budget)
         self.model_names, self.columns = serving_context(state, numeric, categorical)
@@ -276,6 +277,19 @@ class ServingIngest(TailIngest):
 
     def apply(self, state: State, batch, now: float) -> None:
         apply_serving(state, self.model_names, self.columns, batch, now)
+
+
+def model_columns(state: State, numeric: list[str], categorical: list[str]) -> list | None:
+    """For a parser reading several models' records: each model's feature columns in the
+    union (by the parser's model index), so it builds each model's own features apart. None
+    for one model (the union is its own)."""
+    names, columns = serving_context(state, numeric, categorical)
+    if len(names) < 2:
+        return None
+    return [
+        columns[name] if name in columns and (columns[name][0] or columns[name][1]) else None
+        for name in names
+    ]
 
 
 def serving_context(state: State, numeric: list[str], categorical: list[str]):
@@ -306,7 +320,8 @@ def apply_serving(state: State, model_names, columns, batch, now: float) -> None
             model_state.reset_slot(freed)
         model_state.slots.evicted.clear()
         num_cols, cat_cols = columns[model_state.model.name]
-        model_state.apply(rows, slots, batch, num_cols, cat_cols, now)
+        block = batch.blocks.get(int(index)) if batch.blocks else None
+        model_state.apply(rows, slots, batch, num_cols, cat_cols, now, block=block)
 
 
 class LabelIngest(TailIngest):

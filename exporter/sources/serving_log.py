@@ -64,6 +64,7 @@ class ServingLogParser:
         envelope: bool = False,
         arrival_time: bool = False,
         feature_order: tuple[str, ...] = (),
+        model_columns: list | None = None,
     ):
         """``model``/``version``: constants for every record (the lines carry no such field);
         ``envelope``: a container runtime's time may stand in for a missing timestamp (the
@@ -80,6 +81,10 @@ class ServingLogParser:
         # Features as a positional array, named in this order (read on the lenient path: the
         # typed decoder takes an object).
         self.feature_order = tuple(feature_order)
+        # Per model (by index): its features' columns in the union, or None (no features).
+        # Given, the batch carries each model's own feature block instead of the union's.
+        self.model_columns = model_columns
+        self._feature_getters: dict = {}
         self.latency_scale = 0.001 if fmt.latency_unit == "ms" else 1.0
         self.error_statuses = {s.lower() for s in fmt.error_statuses}
         self._status_cache: dict[Any, bool] = {}
@@ -293,6 +298,53 @@ class ServingLogParser:
             self._status_cache[status] = result
         return result
 
+    def _block(self, feats, n_fast, slow, positions, num_idx, cat_idx):
+        """(numeric, numeric malformed, categorical, categorical malformed) of the union's
+        columns ``num_idx``/``cat_idx`` for the records at ``positions`` (None: every
+        record; indices past the ``n_fast`` typed records are slow ones). ``feats`` None:
+        no record has features."""
+        total = n_fast + len(slow)
+        n = total if positions is None else len(positions)
+        k_num, k_cat = len(num_idx), len(cat_idx)
+        if feats is None and not slow:
+            missing = pa.nulls(n, pa.string())
+            return np.full((n, k_num), np.nan), None, [missing] * k_cat, None
+        if positions is None:
+            head, tail = feats or [], slow
+        else:
+            cut = int(np.searchsorted(positions, n_fast))
+            head = [feats[p] for p in positions[:cut]] if feats else []
+            tail = [slow[p - n_fast] for p in positions[cut:]]
+        numeric, num_bad, categorical, cat_bad = np.empty((n, 0)), None, [], None
+        if k_num:
+            getter = self._getter_for("n", tuple(num_idx))
+            empty = (None,) * k_num
+            rows = [getter(f) if f is not None else empty for f in head]
+            rows += [tuple(s[1][i] for i in num_idx) for s in tail]
+            numeric = np.array(rows, dtype=float).reshape(n, k_num)
+            if tail:
+                num_bad = np.zeros((n, k_num), bool)
+                num_bad[len(head) :] = [[s[2][i] for i in num_idx] for s in tail]
+        if k_cat:
+            getter = self._getter_for("c", tuple(cat_idx))
+            empty = (None,) * k_cat
+            rows = [getter(f) if f is not None else empty for f in head]
+            rows += [tuple(s[3][i] for i in cat_idx) for s in tail]
+            # Transpose in C, then one Arrow array per feature: coding is vectorised.
+            categorical = [pa.array(c, pa.string()) for c in zip(*rows, strict=True)]
+            if tail:
+                cat_bad = np.zeros((n, k_cat), bool)
+                cat_bad[len(head) :] = [[s[4][i] for i in cat_idx] for s in tail]
+        return numeric, num_bad, categorical, cat_bad
+
+    def _getter_for(self, kind: str, columns: tuple):
+        key = (kind, columns)
+        getter = self._feature_getters.get(key)
+        if getter is None:
+            getter = _tuples(operator.attrgetter(*[f"{kind}{i}" for i in columns]), len(columns))
+            self._feature_getters[key] = getter
+        return getter
+
     def _columns(self, fast: list, slow: list[tuple], invalid: Counter) -> ParsedBatch:
         g = self._getters
         n = len(fast) + len(slow)
@@ -344,56 +396,54 @@ class ServingLogParser:
         numeric = np.empty((n, len(self.numeric)))
         num_bad = cat_bad = None
         categorical: list = []
+        feats = None
         if self.numeric or self.categorical:
             feats = list(map(g["features"], fast))
             if not slow and feats.count(None) == len(feats):
-                # No record has features (a serving-only log): skip building columns of
-                # Nones, which costs more than the rest of the parse.
-                numeric = np.full((n, len(self.numeric)), np.nan)
-                missing = pa.nulls(n, pa.string())
-                categorical = [missing] * len(self.categorical)
-                feats = None
-            if feats is not None and self.numeric:
-                getter = operator.attrgetter(*[f"n{i}" for i in range(len(self.numeric))])
-                empty = (None,) * len(self.numeric)
-                rows = [getter(f) if f is not None else empty for f in feats]
-                if len(self.numeric) == 1:
-                    rows = [r if isinstance(r, tuple) else (r,) for r in rows]
-                rows += [tuple(s[1]) for s in slow]
-                numeric = np.array(rows, dtype=float).reshape(n, len(self.numeric))
-                if slow:
-                    num_bad = np.zeros((n, len(self.numeric)), bool)
-                    num_bad[len(fast) :] = [s[2] for s in slow]
-            if feats is not None and self.categorical:
-                getter = operator.attrgetter(*[f"c{i}" for i in range(len(self.categorical))])
-                empty = (None,) * len(self.categorical)
-                rows = [getter(f) if f is not None else empty for f in feats]
-                if len(self.categorical) == 1:
-                    rows = [r if isinstance(r, tuple) else (r,) for r in rows]
-                rows += [tuple(s[3]) for s in slow]
-                # Transpose in C, then one Arrow array per feature: coding is vectorised.
-                categorical = [pa.array(c, pa.string()) for c in zip(*rows, strict=True)]
-                if slow:
-                    cat_bad = np.zeros((n, len(self.categorical)), bool)
-                    cat_bad[len(fast) :] = [s[4] for s in slow]
+                feats = None  # a serving-only log: no feature anywhere
+            if self.model_columns is None:
+                everything = (range(len(self.numeric)), range(len(self.categorical)))
+                numeric, num_bad, categorical, cat_bad = self._block(
+                    feats, len(fast), slow, None, *everything
+                )
         rid = col("request_id")
         pred = col("prediction")
+        idx = None
         if not keep.all():
             idx = np.flatnonzero(keep)
             model, timestamp, latency, error = model[idx], timestamp[idx], latency[idx], error[idx]
-            numeric = numeric[idx]
-            num_bad = num_bad[idx] if num_bad is not None else None
-            cat_bad = cat_bad[idx] if cat_bad is not None else None
+            if self.model_columns is None:
+                numeric = numeric[idx]
+                num_bad = num_bad[idx] if num_bad is not None else None
+                cat_bad = cat_bad[idx] if cat_bad is not None else None
+                taken = pa.array(idx)
+                categorical = [c.take(taken) for c in categorical]
             versions = [versions[i] for i in idx]
             rid = [rid[i] for i in idx]
             pred = [pred[i] for i in idx]
-            taken = pa.array(idx)
-            categorical = [c.take(taken) for c in categorical]
+        if self.model_columns is not None and (self.numeric or self.categorical):
+            # Each model's own features for its own records: the cost of a line does not
+            # grow with the other models' features (the union of 100 models' is thousands).
+            origin = idx if idx is not None else np.arange(len(model))
+            for m in np.unique(model):
+                columns = self.model_columns[m]
+                if columns is None:
+                    continue
+                positions = origin[model == m]
+                batch.blocks[int(m)] = self._block(feats, len(fast), slow, positions, *columns)
         batch.model, batch.timestamp, batch.latency, batch.error = model, timestamp, latency, error
         batch.version, batch.request_id, batch.prediction = versions, rid, pred
         batch.numeric, batch.numeric_malformed = numeric, num_bad
         batch.categorical, batch.categorical_malformed = categorical, cat_bad
         return batch
+
+
+def _tuples(getter, k: int):
+    """``getter`` as a function that always returns a k-tuple (attrgetter of one attribute
+    returns the value itself)."""
+    if k == 1:
+        return lambda obj: (getter(obj),)
+    return getter
 
 
 def _itself(obj):

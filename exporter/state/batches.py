@@ -43,6 +43,10 @@ class ParsedBatch:
     numeric_malformed: np.ndarray | None = None  # bool (rows, numeric); None = none malformed
     categorical: list = field(default_factory=list)  # per feature: pa.StringArray (nulls: none)
     categorical_malformed: np.ndarray | None = None
+    # Per model index, when the parser builds each model's features apart: (numeric,
+    # numeric malformed, categorical, categorical malformed) for that model's records, in
+    # order, over its own features (then ``numeric``/``categorical`` above are unused).
+    blocks: dict = field(default_factory=dict)
 
     @property
     def records(self) -> int:

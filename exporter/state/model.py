@@ -198,26 +198,17 @@ class ModelState:
             self.predictions.clear_slot(slot)
         self.outcomes.clear_slot(slot)
 
-    def apply(self, rows, slots, batch, num_cols, cat_cols, now: float) -> None:
-        """Add records ``rows`` of ``batch`` (versions already mapped to ``slots``)."""
+    def apply(self, rows, slots, batch, num_cols, cat_cols, now: float, block=None) -> None:
+        """Add records ``rows`` of ``batch`` (versions already mapped to ``slots``); their
+        features are ``block`` (this model's own, from the parser) or the batch's union
+        columns ``num_cols``/``cat_cols``."""
         self.serving.apply(rows, slots, batch, now)
-        numeric = batch.numeric[np.ix_(rows, num_cols)] if num_cols else np.empty((len(rows), 0))
-        num_bad = (
-            batch.numeric_malformed[np.ix_(rows, num_cols)]
-            if num_cols and batch.numeric_malformed is not None
-            else None
-        )
-        everything = len(rows) == batch.records
-        taken = None if everything else pa.array(rows)
-        cat_values = [
-            batch.categorical[c] if everything else batch.categorical[c].take(taken)
-            for c in cat_cols
-        ]
-        cat_bad = (
-            batch.categorical_malformed[np.ix_(rows, cat_cols)]
-            if cat_cols and batch.categorical_malformed is not None
-            else None
-        )
+        if block is not None:
+            numeric, num_bad, cat_values, cat_bad = block
+        else:
+            numeric, num_bad, cat_values, cat_bad = self._union_columns(
+                rows, batch, num_cols, cat_cols
+            )
         codes = self.features.count_statuses(numeric, num_bad, cat_values, cat_bad)
         bucket, too_old, future = self.clock.place(batch.timestamp[rows], now)
         self.dropped["too_old"] += int(too_old.sum())
@@ -241,6 +232,27 @@ class ModelState:
             self.features.add(b, numeric[sel], codes[sel] if codes.size else codes)
             if self.predictions is not None:
                 self.predictions.add(b, s, predictions[sel])
+
+    @staticmethod
+    def _union_columns(rows, batch, num_cols, cat_cols):
+        numeric = batch.numeric[np.ix_(rows, num_cols)] if num_cols else np.empty((len(rows), 0))
+        num_bad = (
+            batch.numeric_malformed[np.ix_(rows, num_cols)]
+            if num_cols and batch.numeric_malformed is not None
+            else None
+        )
+        everything = len(rows) == batch.records
+        taken = None if everything else pa.array(rows)
+        cat_values = [
+            batch.categorical[c] if everything else batch.categorical[c].take(taken)
+            for c in cat_cols
+        ]
+        cat_bad = (
+            batch.categorical_malformed[np.ix_(rows, cat_cols)]
+            if cat_cols and batch.categorical_malformed is not None
+            else None
+        )
+        return numeric, num_bad, cat_values, cat_bad
 
     def add_matched(self, matched: list[tuple], now: float) -> None:
         """Pairs from the join buffer: (prediction time, version, prediction, label)."""
