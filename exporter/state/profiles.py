@@ -10,6 +10,7 @@ profiles over the same specs add: a window is the sum of its buckets.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -211,13 +212,23 @@ class ColumnSpecs:
     numeric: tuple[NumericSpec, ...] = ()
     categorical: tuple[CategoricalSpec, ...] = ()
 
-    @property
+    # Cached: read for every model in every batch.
+    @functools.cached_property
     def numeric_width(self) -> int:
         return max((s.bins for s in self.numeric), default=0)
 
-    @property
+    @functools.cached_property
     def categorical_width(self) -> int:
         return max((s.bins for s in self.categorical), default=0)
+
+    def numeric_limits(self, margin: float) -> np.ndarray:
+        """(F_num, 2): each numeric column's in-range interval (cached per margin)."""
+        cache = self.__dict__.setdefault("_limits", {})
+        limits = cache.get(margin)
+        if limits is None:
+            limits = np.array([s.range_limits(margin) for s in self.numeric]).reshape(-1, 2)
+            cache[margin] = limits
+        return limits
 
 
 @dataclass
@@ -341,7 +352,7 @@ def numeric_status(specs: ColumnSpecs, values: np.ndarray, margin: float) -> np.
     """Status per value of a (rows, F_num) matrix: VALID, MISSING or OUT_OF_RANGE."""
     status = np.full(values.shape, VALID, np.int8)
     if values.shape[1]:
-        limits = np.array([spec.range_limits(margin) for spec in specs.numeric])
+        limits = specs.numeric_limits(margin)
         with np.errstate(invalid="ignore"):
             outside = (values < limits[:, 0]) | (values > limits[:, 1])
         status[outside] = OUT_OF_RANGE
