@@ -85,6 +85,14 @@ class ServingLogParser:
         # Given, the batch carries each model's own feature block instead of the union's.
         self.model_columns = model_columns
         self._feature_getters: dict = {}
+        # Models whose features mostly differ: their union would be thousands of columns,
+        # every line decoded against all of them. Then a line's features stay raw JSON,
+        # decoded per model against that model's own columns only.
+        widest = max((len(n) + len(c) for n, c in filter(None, model_columns or ())), default=0)
+        self.raw_features = bool(model_columns) and (
+            len(self.numeric) + len(self.categorical) > 2 * max(widest, 1)
+        )
+        self._raw_decoders: dict = {}
         self.latency_scale = 0.001 if fmt.latency_unit == "ms" else 1.0
         self.error_statuses = {s.lower() for s in fmt.error_statuses}
         self._status_cache: dict[Any, bool] = {}
@@ -122,7 +130,11 @@ class ServingLogParser:
         feature_spec += [(f"c{i}", str | None, None) for i in range(len(self.categorical))]
         feature_rename = {f"n{i}": n for i, n in enumerate(self.numeric)}
         feature_rename |= {f"c{i}": c for i, c in enumerate(self.categorical)}
-        if "features" in paths:
+        defaults: dict = {}
+        if "features" in paths and self.raw_features:
+            typed["features"] = msgspec.Raw
+            defaults["features"] = msgspec.Raw(b"null")
+        elif "features" in paths:
             features = msgspec.defstruct("Features", feature_spec, rename=feature_rename, gc=False)
             typed["features"] = features | None
         required = {"timestamp", "model"} & set(paths)
@@ -148,7 +160,7 @@ class ServingLogParser:
                     if sub in required:
                         spec.append((attr, typed[sub]))
                     else:
-                        spec.append((attr, typed[sub], None))
+                        spec.append((attr, typed[sub], defaults.get(sub)))
             if not prefix and self.features_at_root and (self.numeric or self.categorical):
                 spec.extend(feature_spec)
                 rename |= feature_rename
@@ -258,28 +270,11 @@ class ServingLogParser:
                 invalid["wrong_type"] += 1
                 return None
             features = dict(zip(self.feature_order, features, strict=True))
-        features = features if isinstance(features, dict) else {}
-        num, num_bad = [], []
-        for name in self.numeric:
-            v = features.get(name)
-            if v is None:
-                num.append(math.nan), num_bad.append(False)
-            elif isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
-                num.append(float(v)), num_bad.append(False)
-            else:
-                num.append(math.nan), num_bad.append(True)
-        cat, cat_bad = [], []
-        for name in self.categorical:
-            v = features.get(name)
-            if v is None or isinstance(v, str):
-                cat.append(v), cat_bad.append(False)
-            elif isinstance(v, bool):
-                cat.append("true" if v else "false"), cat_bad.append(False)
-            elif isinstance(v, int):
-                cat.append(str(v)), cat_bad.append(False)
-            else:
-                cat.append(None), cat_bad.append(True)
-        return (values, num, num_bad, cat, cat_bad)
+        if self.raw_features:
+            # Features are read per model from the raw object (``_block``), not here.
+            features = msgspec.json.encode(features) if features is not None else b"null"
+            return (values, features, None, None, None)
+        return (values, *_feature_values(features, self.numeric, self.categorical))
 
     # --- columns -------------------------------------------------------------------------
 
@@ -309,6 +304,8 @@ class ServingLogParser:
         if feats is None and not slow:
             missing = pa.nulls(n, pa.string())
             return np.full((n, k_num), np.nan), None, [missing] * k_cat, None
+        if self.raw_features and positions is not None:
+            return self._raw_block(feats, n_fast, slow, positions, tuple(num_idx), tuple(cat_idx))
         if positions is None:
             head, tail = feats or [], slow
         else:
@@ -336,6 +333,68 @@ class ServingLogParser:
                 cat_bad = np.zeros((n, k_cat), bool)
                 cat_bad[len(head) :] = [[s[4][i] for i in cat_idx] for s in tail]
         return numeric, num_bad, categorical, cat_bad
+
+    def _raw_block(self, feats, n_fast, slow, positions, num_idx: tuple, cat_idx: tuple):
+        """``_block`` for raw feature objects: one decode of the model's records against its
+        own columns; a record with a malformed value read leniently, in its place."""
+        key = (num_idx, cat_idx)
+        decoder = self._raw_decoders.get(key)
+        if decoder is None:
+            spec = [(f"n{i}", float | None, None) for i in num_idx]
+            spec += [(f"c{i}", str | None, None) for i in cat_idx]
+            rename = {f"n{i}": self.numeric[i] for i in num_idx}
+            rename |= {f"c{i}": self.categorical[i] for i in cat_idx}
+            struct = msgspec.defstruct("ModelFeatures", spec, rename=rename, gc=False)
+            decoder = self._raw_decoders[key] = msgspec.json.Decoder(struct | None)
+        raws = [feats[p] if p < n_fast else slow[p - n_fast][1] for p in positions]
+        try:
+            items = decoder.decode_lines(b"\n".join(raws) + b"\n")
+        except DECODE_ERRORS:
+            items = None
+        if items is None or len(items) != len(raws):
+            items = [self._raw_one(decoder, raw, num_idx, cat_idx) for raw in raws]
+        n, k_num, k_cat = len(raws), len(num_idx), len(cat_idx)
+        empty_num, empty_cat = (None,) * k_num, (None,) * k_cat
+        get_num = self._getter_for("n", num_idx) if k_num else None
+        get_cat = self._getter_for("c", cat_idx) if k_cat else None
+        num_rows, cat_rows, lenient = [], [], []
+        for k, item in enumerate(items):
+            if type(item) is _Lenient:
+                num_rows.append(tuple(item.num))
+                cat_rows.append(tuple(item.cat))
+                lenient.append(k)
+            elif item is None:
+                num_rows.append(empty_num)
+                cat_rows.append(empty_cat)
+            else:
+                num_rows.append(get_num(item) if k_num else ())
+                cat_rows.append(get_cat(item) if k_cat else ())
+        numeric = np.array(num_rows, dtype=float).reshape(n, k_num)
+        categorical = (
+            [pa.array(c, pa.string()) for c in zip(*cat_rows, strict=True)]
+            if k_cat and n
+            else [pa.array([], pa.string())] * k_cat
+        )
+        num_bad = cat_bad = None
+        if lenient:
+            num_bad, cat_bad = np.zeros((n, k_num), bool), np.zeros((n, k_cat), bool)
+            for k in lenient:
+                num_bad[k], cat_bad[k] = items[k].num_bad, items[k].cat_bad
+        return numeric, num_bad, categorical, cat_bad
+
+    def _raw_one(self, decoder, raw, num_idx: tuple, cat_idx: tuple):
+        try:
+            return decoder.decode(raw)
+        except DECODE_ERRORS:
+            pass
+        try:
+            obj = msgspec.json.decode(raw)
+        except DECODE_ERRORS:
+            obj = None
+        if isinstance(obj, list) and self.feature_order:
+            obj = dict(zip(self.feature_order, obj, strict=False))
+        names = ([self.numeric[i] for i in num_idx], [self.categorical[i] for i in cat_idx])
+        return _Lenient(*_feature_values(obj, *names))
 
     def _getter_for(self, kind: str, columns: tuple):
         key = (kind, columns)
@@ -399,7 +458,7 @@ class ServingLogParser:
         feats = None
         if self.numeric or self.categorical:
             feats = list(map(g["features"], fast))
-            if not slow and feats.count(None) == len(feats):
+            if not slow and not self.raw_features and feats.count(None) == len(feats):
                 feats = None  # a serving-only log: no feature anywhere
             if self.model_columns is None:
                 everything = (range(len(self.numeric)), range(len(self.categorical)))
@@ -436,6 +495,42 @@ class ServingLogParser:
         batch.numeric, batch.numeric_malformed = numeric, num_bad
         batch.categorical, batch.categorical_malformed = categorical, cat_bad
         return batch
+
+
+class _Lenient:
+    """A raw feature object read leniently: values and malformed flags, per model column."""
+
+    __slots__ = ("cat", "cat_bad", "num", "num_bad")
+
+    def __init__(self, num, num_bad, cat, cat_bad):
+        self.num, self.num_bad, self.cat, self.cat_bad = num, num_bad, cat, cat_bad
+
+
+def _feature_values(features: Any, numeric: list[str], categorical: list[str]) -> tuple:
+    """(numeric values, malformed flags, categorical values, malformed flags) of a decoded
+    features object, leniently: a value of the wrong type is malformed, not a lost line."""
+    features = features if isinstance(features, dict) else {}
+    num, num_bad = [], []
+    for name in numeric:
+        v = features.get(name)
+        if v is None:
+            num.append(math.nan), num_bad.append(False)
+        elif isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            num.append(float(v)), num_bad.append(False)
+        else:
+            num.append(math.nan), num_bad.append(True)
+    cat, cat_bad = [], []
+    for name in categorical:
+        v = features.get(name)
+        if v is None or isinstance(v, str):
+            cat.append(v), cat_bad.append(False)
+        elif isinstance(v, bool):
+            cat.append("true" if v else "false"), cat_bad.append(False)
+        elif isinstance(v, int):
+            cat.append(str(v)), cat_bad.append(False)
+        else:
+            cat.append(None), cat_bad.append(True)
+    return num, num_bad, cat, cat_bad
 
 
 def _tuples(getter, k: int):

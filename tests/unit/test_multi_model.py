@@ -2,6 +2,7 @@
 would get from a log of its own records (the parser builds each model's features apart)."""
 
 import json
+import sys
 import time
 
 import numpy as np
@@ -12,12 +13,20 @@ import pytest
 from exporter.app import Exporter
 from exporter.config import parse_config
 
-FEATURES = {
+SHARED = {
     "a": (["x", "shared"], ["color"]),
     "b": (["y", "shared"], []),
     "c": ([], ["color", "size"]),
     "d": ([], []),  # serving only
 }
+# Mostly different features: the parser keeps each line's features raw and decodes them per
+# model (the union is more than twice the widest model's).
+DISTINCT = {
+    **{m: ([f"{m}_x", f"{m}_y"], [f"{m}_k"]) for m in "abcdef"},
+    "g": (["a_x"], []),
+    "h": ([], []),
+}
+FEATURES = SHARED
 
 
 def model(tmp_path, name, logs):
@@ -37,7 +46,7 @@ def model(tmp_path, name, logs):
 def lines(rng, now):
     out = []
     for i in range(3000):
-        name = "abcd"[i % 4]
+        name = list(FEATURES)[i % len(FEATURES)]
         numeric, categorical = FEATURES[name]
         feats = {f: float(rng.normal(0.3, 1)) for f in numeric}
         feats |= {f: str(rng.choice(["r", "g", "b", "new"])) for f in categorical}
@@ -53,6 +62,8 @@ def lines(rng, now):
             out.append(json.dumps({**record, "model": "unknown"}))
         if i % 103 == 0:
             out.append(json.dumps({**record, "timestamp": "yesterday"}))
+        if i % 107 == 0:  # a line the typed decoder rejects for another field: slow path
+            out.append(json.dumps({**record, "latency_ms": "fast"}))
     return out
 
 
@@ -69,7 +80,9 @@ def state_of(exporter: Exporter, name: str):
     }
 
 
-def test_each_model_gets_what_its_own_log_gives(tmp_path):
+@pytest.mark.parametrize("features", [SHARED, DISTINCT], ids=["shared", "distinct"])
+def test_each_model_gets_what_its_own_log_gives(tmp_path, features, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "FEATURES", features)
     now = time.time()
     all_lines = lines(np.random.default_rng(0), now)
     shared = tmp_path / "shared"
@@ -79,6 +92,7 @@ def test_each_model_gets_what_its_own_log_gives(tmp_path):
     together.ingest_pass()
     parser = next(i for i in together.ingests if i.source == "serving").parse.__self__
     assert parser.model_columns is not None  # the per-model way is the one under test
+    assert parser.raw_features == (features is DISTINCT)
     for name in FEATURES:
         own = tmp_path / f"own-{name}"
         own.mkdir()
