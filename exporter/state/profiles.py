@@ -73,7 +73,8 @@ class NumericSpec:
         low, inv_width, start, steps, padded = lut
         x = np.nan_to_num(x, nan=low, posinf=FLOAT_MAX, neginf=-FLOAT_MAX)  # ±inf: past every edge
         # Clipped as floats: a value far past the edges (1e300) would overflow the cast.
-        cell = np.clip((x - low) * inv_width, 0, LUT_CELLS - 1).astype(np.int64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cell = np.clip((x - low) * inv_width, 0, LUT_CELLS - 1).astype(np.int64)
         idx = start[cell]
         for _ in range(steps):
             idx += x >= padded[idx]
@@ -296,7 +297,8 @@ def bin_matrix(specs: ColumnSpecs, values: np.ndarray) -> np.ndarray:
     n_feat = len(specs.numeric)
     # NaN: any bin (masked by the caller); ±inf: past every edge, as the largest floats.
     x = np.nan_to_num(values, nan=0.0, posinf=FLOAT_MAX, neginf=-FLOAT_MAX)
-    cell = np.clip((x - low) * inv_width, 0, LUT_CELLS - 1).astype(np.int64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        cell = np.clip((x - low) * inv_width, 0, LUT_CELLS - 1).astype(np.int64)
     cell += np.arange(n_feat) * LUT_CELLS
     idx = start.take(cell).astype(np.int64)
     row = np.arange(n_feat) * padded.shape[1]
