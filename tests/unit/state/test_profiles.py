@@ -93,3 +93,16 @@ def test_every_column_binned_at_once_equals_searchsorted_per_column(values):
         with np.errstate(invalid="ignore"):
             want_sums = np.bincount(idx, weights=col, minlength=MIXED.numeric_width)
         np.testing.assert_array_equal(sums[j], want_sums)
+
+
+def test_values_far_past_the_edges_land_in_the_end_bins():
+    """The lookup's cell number was cast from a float that overflows int64 for a value like
+    1e25 (a valid JSON number): it landed in bin 2, not the top bin."""
+    spec = SPECS.numeric[0]
+    x = np.array([1e25, 1e300, np.inf, -1e25, -np.inf, 0.0])
+    want = np.searchsorted(spec.edges, x, side="right")
+    assert spec.bin_index(x).tolist() == want.tolist()
+    assert (
+        bin_numeric(ColumnSpecs((spec,)), x[:, None])[0][0].tolist()
+        == np.bincount(want, minlength=spec.bins).tolist()
+    )
