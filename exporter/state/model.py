@@ -132,7 +132,12 @@ class ModelState:
                 self.prediction_ref.counts, reference.calibration
             )
         self.outcomes = OutcomeWindow(
-            self.clock, model.task, label_spec, n_slots, model.decision_threshold
+            self.clock,
+            model.task,
+            label_spec,
+            n_slots,
+            model.decision_threshold,
+            labelled=bool(model.labels),
         )
         self.dropped = Counter()  # records not windowed: too_old / future
         self.labels = Counter()  # label join results

@@ -43,7 +43,7 @@ class PredictionWindow:
         counts = np.bincount(idx, minlength=size).reshape(-1, width)
         self.ring.add(bucket, "pred", counts)
         self.total += counts
-        if "pred_sums" in self.ring.arrays:
+        if self.ring.declared("pred_sums"):
             sums = np.bincount(idx, weights=values[ok], minlength=size).reshape(-1, width)
             self.ring.add(bucket, "pred_sums", sums)
             self.total_sum += sums.sum(axis=1)

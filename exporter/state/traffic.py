@@ -22,7 +22,7 @@ class TrafficWindow:
 
     def add(self, bucket: int, slots: np.ndarray, latency: np.ndarray) -> None:
         """Records of one bucket: their version slots and latencies (NaN: none logged)."""
-        n_slots = self.ring.arrays["records"].shape[-1]
+        n_slots = self.ring.shape("records")[-1]
         self.ring.add(bucket, "records", np.bincount(slots, minlength=n_slots))
         lat = latency[~np.isnan(latency)]
         self.ring.add(bucket, "latency", np.array([lat.sum(), lat.size]))

@@ -51,10 +51,28 @@ class BucketRing:
         self.per_window = clock.per_window
         self.size = 2 * self.per_window + 1
         self.ids = np.full(self.size, -1, np.int64)
-        self.arrays: dict[str, np.ndarray] = {}
+        # Declared arrays are allocated on their first write: a model that never logs a
+        # prediction, or never gets a label, holds no window for them (at 24 h / 5 min a
+        # window of 1 000 score bins is megabytes).
+        self.shapes: dict[str, tuple] = {}
         for name, (shape, dtype) in shapes.items():
             small = np.int32 if np.dtype(dtype).kind in "iu" else dtype
-            self.arrays[name] = np.zeros((self.size, *shape), small)
+            self.shapes[name] = ((self.size, *shape), small)
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def declared(self, name: str) -> bool:
+        return name in self.shapes
+
+    def shape(self, name: str) -> tuple:
+        """One bucket's shape of array ``name``."""
+        return self.shapes[name][0][1:]
+
+    def _array(self, name: str) -> np.ndarray:
+        arr = self.arrays.get(name)
+        if arr is None:
+            shape, dtype = self.shapes[name]
+            arr = self.arrays[name] = np.zeros(shape, dtype)
+        return arr
 
     def slot(self, bucket_id: int) -> int:
         i = bucket_id % self.size
@@ -65,7 +83,8 @@ class BucketRing:
         return i
 
     def add(self, bucket_id: int, name: str, values: np.ndarray) -> None:
-        self.arrays[name][self.slot(bucket_id)] += values.astype(self.arrays[name].dtype)
+        arr = self._array(name)
+        arr[self.slot(bucket_id)] += values.astype(arr.dtype)
 
     def _mask(self, now: float, back: int) -> np.ndarray:
         current = self.clock.current(now) - back * self.per_window
@@ -73,14 +92,18 @@ class BucketRing:
 
     def window(self, name: str, now: float, back: int = 0) -> np.ndarray:
         """Sum over the window ending at ``now`` (``back``=1: the window before it)."""
-        arr = self.arrays[name]
-        wide = np.int64 if arr.dtype.kind in "iu" else np.float64
+        shape, dtype = self.shapes[name]
+        wide = np.int64 if np.dtype(dtype).kind in "iu" else np.float64
+        arr = self.arrays.get(name)
+        if arr is None:
+            return np.zeros(shape[1:], wide)
         return arr[self._mask(now, back)].sum(axis=0, dtype=wide)
 
     def per_bucket(self, name: str, now: float) -> dict[int, np.ndarray]:
         """The current window's buckets of ``name`` by bucket id (those that hold data)."""
         rows = np.flatnonzero(self._mask(now, 0))
-        return {int(self.ids[k]): self.arrays[name][k] for k in rows}
+        arr = self._array(name)
+        return {int(self.ids[k]): arr[k] for k in rows}
 
     def merge(self, other: BucketRing) -> None:
         """Add ``other``'s buckets (same clock and arrays) into this ring, bucket by bucket.
@@ -91,9 +114,10 @@ class BucketRing:
             if bucket_id < 0 or bucket_id <= newest - self.size:
                 continue
             i = self.slot(int(bucket_id))
-            for name, arr in self.arrays.items():
-                arr[i] += other.arrays[name][k]
+            for name, arr in other.arrays.items():
+                self._array(name)[i] += arr[k]
 
     def clear_row(self, name: str, index: int) -> None:
         """Zero one row of an array in every bucket (a freed version slot)."""
-        self.arrays[name][:, index] = 0
+        if name in self.arrays:
+            self.arrays[name][:, index] = 0
