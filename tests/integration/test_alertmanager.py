@@ -89,3 +89,33 @@ def test_inhibitions_in_a_real_alertmanager(tmp_path, start_alertmanager, webhoo
     # The inhibitor learns of source alerts asynchronously: a target can read "active" for a
     # moment after all six are processed. Wait for the steady state.
     wait_for(lambda: states() == expected, timeout=20, what=lambda: f"inhibitions: {states()}")
+
+
+def test_one_page_per_model_naming_model_and_version(tmp_path, start_alertmanager, webhook):
+    """A bad canary trips three alerts: PagerDuty gets one incident whose title names the
+    model and version; another model's page is its own incident."""
+    config = shipped_alertmanager_config(str(tmp_path), webhook)
+    for route in [config["route"], *config["route"]["routes"]]:
+        route["group_wait"] = "1s"  # the grouping under test, not its patience
+    am = start_alertmanager(config)
+    canary = {"severity": "critical", "model": "fraud", "version": "v7"}
+    am.post(
+        [
+            alert("MlpipeCanaryErrorRatioHigh", **canary),
+            alert("MlpipeCanaryLatencyHigh", **canary),
+            alert("MlpipeCanaryPredictionDivergence", method="psi", **canary),
+            alert("MlpipeServingErrorBudgetBurn", severity="critical", model="ranker"),
+        ]
+    )
+    wait_for(
+        lambda: len(webhook.received.get("/pagerduty", [])) >= 2,
+        timeout=30,
+        what=lambda: f"two pages: {webhook.received.get('/pagerduty')}",
+    )
+    time.sleep(2)  # nothing more comes
+    pages = webhook.received["/pagerduty"]
+    summaries = sorted(p["payload"]["summary"] for p in pages)
+    assert len(pages) == 2, summaries
+    assert summaries[0].startswith("fraud v7: 3 alerts: "), summaries
+    assert {"MlpipeCanaryErrorRatioHigh", "MlpipeCanaryLatencyHigh"} <= set(summaries[0].split())
+    assert summaries[1] == "ranker: MlpipeServingErrorBudgetBurn."
