@@ -59,7 +59,9 @@ def panel(title, exprs, kind="timeseries", unit="short", w=12, h=8, legend=None,
             "datasource": DS,
             "expr": e,
             "legendFormat": lg or "__auto",
-            "range": True,
+            # One or the other: Grafana answers both with two frames, and a stat, bar or
+            # table panel wants the value now.
+            "range": kind not in ("stat", "bargauge", "table"),
             "instant": kind in ("stat", "bargauge", "table"),
         }
         for i, (e, lg) in enumerate(zip(exprs, legends, strict=True))

@@ -62,6 +62,10 @@ def test_dashboards_lint():
             assert p["targets"], (path, p["title"])
             for t in p["targets"]:
                 assert t["datasource"]["uid"] == "${datasource}"
+                # Range or instant, never both (Grafana would answer with two frames); a
+                # value now for stat, bar and table panels.
+                assert t["range"] != t["instant"], (path, p["title"])
+                assert t["instant"] == (p["type"] in ("stat", "bargauge", "table")), p["title"]
                 expr = t["expr"]
                 # Rates use Grafana's interval, never a hard-coded window.
                 for window in re.findall(r"(?:rate|increase)\([^\[]*\[([^\]]+)\]", expr):
