@@ -49,7 +49,91 @@ PIPELINE = var("pipeline", "label_values(mlpipe_pipeline_runs_total, pipeline)")
 QUOTA = var("quota", "label_values(mlpipe_quota_limit, quota)")
 
 
+# What each panel shows and what to look for, for the on-call who did not build it (a
+# panel given its own ``desc`` keeps that).
+DESCRIPTIONS = {
+    "Traffic share by version": "Each version's share of the model's requests: the canary's "
+    "ramp. A canary judged on a tiny share is judged on little data.",
+    "Stable version": "1 for the version canaries are compared with (canary.stable_version, "
+    "else the busiest in the window).",
+    "Error ratio by version": "Failed requests over all, per version. The canary page fires "
+    "when the canary fails over twice the stable version plus one point.",
+    "p99 latency by version": "Slowest 1 % of requests per version. The canary page fires at "
+    "over 1.5x the stable version plus 10 ms.",
+    "Prediction divergence from stable": "How differently each version predicts than the "
+    "stable one on the same window (per method); above the model's threshold the canary is "
+    "changing decisions.",
+    "Quality by version": "Quality measured on joined labels, per version: the canary should "
+    "not be worse once labels arrive.",
+    "Rows in latest partition": "Rows of each dataset's newest partition; a sudden drop is a "
+    "broken upstream job.",
+    "Hours since last update": "Time since a dataset's newest partition landed "
+    "(MlpipeDatasetStale pages past its expected interval).",
+    "Dataset skew vs training (PSI)": "Each column of the newest partition against the "
+    "training reference (PSI, an effect size; 0.2 is the usual line).",
+    "Dataset drift vs previous partition (PSI)": "Each column against the partition before: a "
+    "step here is a change in the data pipeline.",
+    "Files failed": "Partition files that could not be read, by reason (MlpipeDatasetFilesFailing).",
+    "Pipeline runs by status": "Runs started, succeeded and failed per pipeline, from the run log.",
+    "Last run duration": "How long each pipeline's last finished run took (MlpipePipelineRunSlow).",
+    "Time since last success vs expected": "Seconds since each pipeline last succeeded; "
+    "beyond its expected_interval MlpipePipelineNoRecentSuccess pages.",
+    "Running runs": "Runs in progress per pipeline; one stuck past its expected time is "
+    "MlpipePipelineRunStuck.",
+    "Skew heatmap (PSI) by feature": "Every feature's distance from training over time: where "
+    "and when the traffic moved.",
+    "Feature skew (PSI, an effect size)": "How far each feature's window is from training. An "
+    "effect size for triage: pages come from the verdicts (MlpipeModelSkew), not this line.",
+    "Feature drift, window vs previous (PSI)": "Each feature's window against the one before: "
+    "a step change shows for about one window length (MlpipeModelDrift).",
+    "Prediction skew by version (JS)": "Each version's predictions against the reference's "
+    "(Jensen-Shannon, bits).",
+    "Label skew (PSI)": "Joined labels against the reference's: the base rate moved.",
+    "Feature values by status": "Missing, malformed, out-of-range and unseen values per "
+    "second, per feature (the data-quality alerts).",
+    "Window samples": "Records per version in the current window; below min_samples no "
+    "statistic is exported.",
+    "Model quality": "Quality from joined ground-truth labels over the window; below the "
+    "floor in quality_thresholds MlpipeModelQualityBelowFloor fires.",
+    "Labels joined / s": "Labels matched to predictions, expired or evicted (MlpipeLabelsNotArriving).",
+    "Distribution over time ($feature)": "The feature's histogram over time (fleet-wide, "
+    "every exporter): where the mass sits and when it moved.",
+    "Requests / s": "Requests per second from the serving logs.",
+    "Error ratio": "Failed requests over all (status error-like or HTTP >= 500); the SLO is 99.9 %.",
+    "Firing mlpipe alerts": "Alerts of this bundle firing now (Prometheus' ALERTS).",
+    "Collectors failing": "Collectors whose last run failed (MlpipeCollectorFailing): their "
+    "metrics are missing from this scrape.",
+    "Requests / s by model": "Requests per second per model.",
+    "p99 latency by model": "Slowest 1 % of requests per model.",
+    "Worst feature skew by model (PSI)": "Each model's most skewed feature: where to look first.",
+    "Time since last pipeline success": "Seconds since each pipeline last succeeded.",
+    "Quota used": "Use over limit per quota: 1 is exhausted.",
+    "Quota used / limit": "Use over limit per quota and resource (MlpipeQuotaNearLimit at 0.9).",
+    "Hours to exhaustion at current rate": "When the quota runs out at the recent rate "
+    "(MlpipeQuotaExhaustionForecast); +Inf: not at this rate.",
+    "Share of a shared quota by pipeline": "Each pipeline's part of a shared quota's use "
+    "(MlpipeQuotaHog when one takes most).",
+    "Pipeline CPU (cores)": "CPU of each pipeline's processes, in cores.",
+    "Pipeline memory": "Resident memory of each pipeline's processes.",
+    "GPU metrics available": "1 if NVML answers on this host; 0: no GPU or no driver, and "
+    "the GPU panels stay empty.",
+    "GPU utilisation": "Share of time each GPU's SMs were busy.",
+    "GPU memory used": "Used over total memory per GPU (MlpipeGpuMemoryNearFull).",
+    "Pipeline GPU busy (SM share; 1 = one GPU)": "GPU time of each pipeline's processes, in "
+    "GPUs (MlpipeAcceleratorUnderused when low while holding GPUs).",
+    "Latency p50 / p99": "Median and slowest 1 % of requests per version.",
+    "Latency budget burn rate (1h, SLO 99 % under 250 ms)": "How fast slow requests spend "
+    "the latency budget: 1 spends it exactly over the SLO period; the fast-burn page is at "
+    "14.4.",
+    "Seconds since last request": "Time since each model's last logged request "
+    "(MlpipeServingNoTraffic).",
+    "Peak requests / s (window)": "p99 of the per-bucket request rates in the window: what "
+    "the replica estimate plans for.",
+}
+
+
 def panel(title, exprs, kind="timeseries", unit="short", w=12, h=8, legend=None, desc=""):
+    desc = desc or DESCRIPTIONS.get(title, "")
     if isinstance(exprs, str):
         exprs = [exprs]
     legends = legend if isinstance(legend, list) else [legend] * len(exprs)

@@ -59,6 +59,7 @@ def test_dashboards_lint():
         assert len(ids) == len(set(ids)), path
         for p in panels(dash):
             assert p["datasource"]["uid"] == "${datasource}", (path, p["title"])
+            assert p["description"], (path, p["title"])  # what it shows, for the on-call
             assert p["targets"], (path, p["title"])
             for t in p["targets"]:
                 assert t["datasource"]["uid"] == "${datasource}"
