@@ -21,7 +21,7 @@ def test_amtool_check_config():
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
-        (["severity=critical", "alertname=MlpipeCanaryErrorRatioHigh", "model=fraud"], "pagerduty"),
+        (["severity=critical", "alertname=MlpipeCanaryUnhealthy", "model=fraud"], "pagerduty"),
         (["severity=critical", "alertname=MlpipeExporterDown"], "pagerduty"),
         (["severity=warning", "alertname=MlpipeModelSkew", "model=fraud"], "tickets"),
         (["severity=warning", "alertname=MlpipeQuotaHog", "quota=gpu-pool"], "tickets"),
@@ -92,19 +92,19 @@ def test_inhibitions_in_a_real_alertmanager(tmp_path, start_alertmanager, webhoo
 
 
 def test_one_page_per_model_naming_model_and_version(tmp_path, start_alertmanager, webhook):
-    """A bad canary trips three alerts: PagerDuty gets one incident whose title names the
-    model and version; another model's page is its own incident."""
+    """A bad canary's failing checks and the budget burns it causes are one incident whose
+    title names the model (and the version, when all its alerts share one); another model's
+    page is its own incident."""
     config = shipped_alertmanager_config(str(tmp_path), webhook)
     for route in [config["route"], *config["route"]["routes"]]:
         route["group_wait"] = "1s"  # the grouping under test, not its patience
     am = start_alertmanager(config)
-    canary = {"severity": "critical", "model": "fraud", "version": "v7"}
     am.post(
         [
-            alert("MlpipeCanaryErrorRatioHigh", **canary),
-            alert("MlpipeCanaryLatencyHigh", **canary),
-            alert("MlpipeCanaryPredictionDivergence", method="psi", **canary),
-            alert("MlpipeServingErrorBudgetBurn", severity="critical", model="ranker"),
+            alert("MlpipeCanaryUnhealthy", severity="critical", model="fraud", version="v7"),
+            alert("MlpipeServingErrorBudgetBurn", severity="critical", model="fraud"),
+            alert("MlpipeServingLatencyBudgetBurn", severity="critical", model="fraud"),
+            alert("MlpipeCanaryUnhealthy", severity="critical", model="ranker", version="v4"),
         ]
     )
     wait_for(
@@ -116,6 +116,6 @@ def test_one_page_per_model_naming_model_and_version(tmp_path, start_alertmanage
     pages = webhook.received["/pagerduty"]
     summaries = sorted(p["payload"]["summary"] for p in pages)
     assert len(pages) == 2, summaries
-    assert summaries[0].startswith("fraud v7: 3 alerts: "), summaries
-    assert {"MlpipeCanaryErrorRatioHigh", "MlpipeCanaryLatencyHigh"} <= set(summaries[0].split())
-    assert summaries[1] == "ranker: MlpipeServingErrorBudgetBurn."
+    assert summaries[0].startswith("fraud: 3 alerts: "), summaries
+    assert {"MlpipeCanaryUnhealthy", "MlpipeServingErrorBudgetBurn"} <= set(summaries[0].split())
+    assert summaries[1] == "ranker v4: MlpipeCanaryUnhealthy."

@@ -55,8 +55,20 @@ def test_drift_and_bad_canary_page_through_alertmanager(
     def firing(alertname):
         return prom.query(f'ALERTS{{alertname="{alertname}",alertstate="firing"}}')
 
-    wait_for(lambda: firing("MlpipeCanaryPredictionDivergence"), timeout=90, what="divergence")
-    wait_for(lambda: firing("MlpipeCanaryErrorRatioHigh"), timeout=60, what="canary errors")
+    canary = wait_for(lambda: firing("MlpipeCanaryUnhealthy"), timeout=90, what="bad canary")
+    # One alert for the canary, however many of its checks fail (the demo's fails them all).
+    assert [(a["metric"]["model"], a["metric"]["version"]) for a in canary] == [("fraud", "v7")]
+    wait_for(
+        lambda: (
+            {
+                s["metric"]["check"]
+                for s in prom.query('mlpipe:canary_check:failing{model="fraud",version="v7"}')
+            }
+            >= {"error_ratio", "prediction_divergence"}
+        ),
+        timeout=60,
+        what="the canary's failing checks",
+    )
     skew = wait_for(lambda: firing("MlpipeModelSkew"), timeout=60, what="model skew")
     # One alert per model and comparison, not one per feature and method.
     assert [a["metric"]["model"] for a in skew] == ["fraud"]
