@@ -46,6 +46,13 @@ def _hint(exc: Exception, lines: list[bytes]) -> int:
     return len(lines) // 2
 
 
+# A chunk is decoded in pieces of about this many bytes (cut at a newline): a bad line then
+# costs a second decode of its piece only, not of everything before it in an 8 MiB chunk
+# (one torn line in 1 500 cost 29 % of the ingest rate that way). The calls are few: 128
+# per 8 MiB.
+PIECE_BYTES = 64 << 10
+
+
 def decode_lines(
     data: bytes,
     decoder: msgspec.json.Decoder,
@@ -56,6 +63,24 @@ def decode_lines(
     ``on_bad(line, error)`` receives each line the decoder rejects (``error`` is None for a
     blank line), in order; it counts or salvages it.
     """
+    if len(data) <= PIECE_BYTES:
+        return _decode_piece(data, decoder, on_bad)
+    out: list = []
+    pos, size = 0, len(data)
+    while pos < size:
+        end = size if size - pos <= PIECE_BYTES else data.find(b"\n", pos + PIECE_BYTES) + 1
+        if end <= 0:
+            end = size
+        out.extend(_decode_piece(data[pos:end], decoder, on_bad))
+        pos = end
+    return out
+
+
+def _decode_piece(
+    data: bytes,
+    decoder: msgspec.json.Decoder,
+    on_bad: Callable[[bytes, Exception | None], None],
+) -> list:
     if not data:
         return []
     if b"\n\n" not in data and not data.startswith(b"\n"):
