@@ -93,8 +93,7 @@ def test_inhibitions_in_a_real_alertmanager(tmp_path, start_alertmanager, webhoo
 
 def test_one_page_per_model_naming_model_and_version(tmp_path, start_alertmanager, webhook):
     """A bad canary's failing checks and the budget burns it causes are one incident whose
-    title names the model (and the version, when all its alerts share one); another model's
-    page is its own incident."""
+    title names the model and the canary's version; another model's page is its own."""
     config = shipped_alertmanager_config(str(tmp_path), webhook)
     for route in [config["route"], *config["route"]["routes"]]:
         route["group_wait"] = "1s"  # the grouping under test, not its patience
@@ -116,6 +115,6 @@ def test_one_page_per_model_naming_model_and_version(tmp_path, start_alertmanage
     pages = webhook.received["/pagerduty"]
     summaries = sorted(p["payload"]["summary"] for p in pages)
     assert len(pages) == 2, summaries
-    assert summaries[0].startswith("fraud: 3 alerts: "), summaries
+    assert summaries[0].startswith("fraud v7: 3 alerts: "), summaries  # the canary's version
     assert {"MlpipeCanaryUnhealthy", "MlpipeServingErrorBudgetBurn"} <= set(summaries[0].split())
     assert summaries[1] == "ranker v4: MlpipeCanaryUnhealthy."

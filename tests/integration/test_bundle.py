@@ -102,7 +102,7 @@ def test_drift_and_bad_canary_page_through_alertmanager(
     runbooks = details["runbook_url"].split()
     assert any(re.search(r"docs/runbooks/MlpipeCanary\w+\.md$", r) for r in runbooks)
     assert page["links"][0]["href"] in runbooks
-    assert page["payload"]["summary"].startswith("fraud"), page["payload"]["summary"]
+    assert page["payload"]["summary"].startswith("fraud v7"), page["payload"]["summary"]
     tickets = wait_for(lambda: webhook.received.get("/tickets"), timeout=60, what="a ticket")
     alerts = [a for t in tickets for a in t["alerts"]]
     assert all(a["labels"]["severity"] == "warning" for a in alerts)
