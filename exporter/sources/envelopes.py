@@ -92,8 +92,6 @@ def _splice(content: bytes, stamp: bytes) -> bytes:
 class _Joining(_Envelope):
     """Shared by envelopes whose records may span several lines (partial + final)."""
 
-    name = ""
-
     def __init__(self, streams=STREAMS, max_record_bytes: int = 1 << 20):
         self.streams = frozenset(s.encode() for s in streams)
         self.max_record_bytes = max_record_bytes

@@ -126,10 +126,9 @@ class ServingLogParser:
             "prediction": float | str | None,
             "envelope_time": str | None,
         }
-        feature_spec = [(f"n{i}", float | None, None) for i in range(len(self.numeric))]
-        feature_spec += [(f"c{i}", str | None, None) for i in range(len(self.categorical))]
-        feature_rename = {f"n{i}": n for i, n in enumerate(self.numeric)}
-        feature_rename |= {f"c{i}": c for i, c in enumerate(self.categorical)}
+        feature_spec, feature_rename = self._feature_fields(
+            range(len(self.numeric)), range(len(self.categorical))
+        )
         defaults: dict = {}
         if "features" in paths and self.raw_features:
             typed["features"] = msgspec.Raw
@@ -173,6 +172,15 @@ class ServingLogParser:
         if self.features_at_root:
             result["features"] = _itself
         return record, result
+
+    def _feature_fields(self, num_idx, cat_idx) -> tuple[list, dict]:
+        """Struct fields (n<i>: float, c<i>: str, i the union's index) and their JSON names,
+        for the union's columns ``num_idx``/``cat_idx``."""
+        spec = [(f"n{i}", float | None, None) for i in num_idx]
+        spec += [(f"c{i}", str | None, None) for i in cat_idx]
+        rename = {f"n{i}": self.numeric[i] for i in num_idx}
+        rename |= {f"c{i}": self.categorical[i] for i in cat_idx}
+        return spec, rename
 
     # --- parsing -------------------------------------------------------------------------
 
@@ -304,46 +312,36 @@ class ServingLogParser:
         if feats is None and not slow:
             missing = pa.nulls(n, pa.string())
             return np.full((n, k_num), np.nan), None, [missing] * k_cat, None
+        num_idx, cat_idx = tuple(num_idx), tuple(cat_idx)
         if self.raw_features and positions is not None:
-            return self._raw_block(feats, n_fast, slow, positions, tuple(num_idx), tuple(cat_idx))
+            return self._assemble(
+                self._raw_items(feats, n_fast, slow, positions, num_idx, cat_idx), num_idx, cat_idx
+            )
         if positions is None:
             head, tail = feats or [], slow
         else:
             cut = int(np.searchsorted(positions, n_fast))
             head = [feats[p] for p in positions[:cut]] if feats else []
             tail = [slow[p - n_fast] for p in positions[cut:]]
-        numeric, num_bad, categorical, cat_bad = np.empty((n, 0)), None, [], None
-        if k_num:
-            getter = self._getter_for("n", tuple(num_idx))
-            empty = (None,) * k_num
-            rows = [getter(f) if f is not None else empty for f in head]
-            rows += [tuple(s[1][i] for i in num_idx) for s in tail]
-            numeric = np.array(rows, dtype=float).reshape(n, k_num)
-            if tail:
-                num_bad = np.zeros((n, k_num), bool)
-                num_bad[len(head) :] = [[s[2][i] for i in num_idx] for s in tail]
-        if k_cat:
-            getter = self._getter_for("c", tuple(cat_idx))
-            empty = (None,) * k_cat
-            rows = [getter(f) if f is not None else empty for f in head]
-            rows += [tuple(s[3][i] for i in cat_idx) for s in tail]
-            # Transpose in C, then one Arrow array per feature: coding is vectorised.
-            categorical = [pa.array(c, pa.string()) for c in zip(*rows, strict=True)]
-            if tail:
-                cat_bad = np.zeros((n, k_cat), bool)
-                cat_bad[len(head) :] = [[s[4][i] for i in cat_idx] for s in tail]
-        return numeric, num_bad, categorical, cat_bad
+        # A slow line's values are laid out over the union: these columns of them.
+        lenient = [
+            _Lenient(
+                [s[1][i] for i in num_idx],
+                [s[2][i] for i in num_idx],
+                [s[3][i] for i in cat_idx],
+                [s[4][i] for i in cat_idx],
+            )
+            for s in tail
+        ]
+        return self._assemble([*head, *lenient] if lenient else head, num_idx, cat_idx)
 
-    def _raw_block(self, feats, n_fast, slow, positions, num_idx: tuple, cat_idx: tuple):
-        """``_block`` for raw feature objects: one decode of the model's records against its
-        own columns; a record with a malformed value read leniently, in its place."""
+    def _raw_items(self, feats, n_fast, slow, positions, num_idx: tuple, cat_idx: tuple):
+        """Raw feature objects decoded against these columns only: one decode of the model's
+        records; a record with a malformed value read leniently, in its place."""
         key = (num_idx, cat_idx)
         decoder = self._raw_decoders.get(key)
         if decoder is None:
-            spec = [(f"n{i}", float | None, None) for i in num_idx]
-            spec += [(f"c{i}", str | None, None) for i in cat_idx]
-            rename = {f"n{i}": self.numeric[i] for i in num_idx}
-            rename |= {f"c{i}": self.categorical[i] for i in cat_idx}
+            spec, rename = self._feature_fields(num_idx, cat_idx)
             struct = msgspec.defstruct("ModelFeatures", spec, rename=rename, gc=False)
             decoder = self._raw_decoders[key] = msgspec.json.Decoder(struct | None)
         raws = [feats[p] if p < n_fast else slow[p - n_fast][1] for p in positions]
@@ -353,33 +351,39 @@ class ServingLogParser:
             items = None
         if items is None or len(items) != len(raws):
             items = [self._raw_one(decoder, raw, num_idx, cat_idx) for raw in raws]
-        n, k_num, k_cat = len(raws), len(num_idx), len(cat_idx)
-        empty_num, empty_cat = (None,) * k_num, (None,) * k_cat
-        get_num = self._getter_for("n", num_idx) if k_num else None
-        get_cat = self._getter_for("c", cat_idx) if k_cat else None
-        num_rows, cat_rows, lenient = [], [], []
-        for k, item in enumerate(items):
-            if type(item) is _Lenient:
-                num_rows.append(tuple(item.num))
-                cat_rows.append(tuple(item.cat))
-                lenient.append(k)
-            elif item is None:
-                num_rows.append(empty_num)
-                cat_rows.append(empty_cat)
-            else:
-                num_rows.append(get_num(item) if k_num else ())
-                cat_rows.append(get_cat(item) if k_cat else ())
-        numeric = np.array(num_rows, dtype=float).reshape(n, k_num)
-        categorical = (
-            [pa.array(c, pa.string()) for c in zip(*cat_rows, strict=True)]
-            if k_cat and n
-            else [pa.array([], pa.string())] * k_cat
-        )
-        num_bad = cat_bad = None
-        if lenient:
-            num_bad, cat_bad = np.zeros((n, k_num), bool), np.zeros((n, k_cat), bool)
+        return items
+
+    def _assemble(self, items: list, num_idx: tuple, cat_idx: tuple):
+        """(numeric, numeric malformed, categorical, categorical malformed) of records given
+        as typed structs (attributes n<i>/c<i>), None (no features) or _Lenient (values and
+        malformed flags over these columns, in order)."""
+        n, k_num, k_cat = len(items), len(num_idx), len(cat_idx)
+        lenient = [k for k, item in enumerate(items) if type(item) is _Lenient]
+        typed = items if not lenient else [None if type(i) is _Lenient else i for i in items]
+        numeric, num_bad, categorical, cat_bad = np.empty((n, 0)), None, [], None
+        if k_num:
+            getter, empty = self._getter_for("n", num_idx), (None,) * k_num
+            rows = [getter(f) if f is not None else empty for f in typed]
             for k in lenient:
-                num_bad[k], cat_bad[k] = items[k].num_bad, items[k].cat_bad
+                rows[k] = tuple(items[k].num)
+            numeric = np.array(rows, dtype=float).reshape(n, k_num)
+            if lenient:
+                num_bad = np.zeros((n, k_num), bool)
+                num_bad[lenient] = [items[k].num_bad for k in lenient]
+        if k_cat:
+            getter, empty = self._getter_for("c", cat_idx), (None,) * k_cat
+            rows = [getter(f) if f is not None else empty for f in typed]
+            for k in lenient:
+                rows[k] = tuple(items[k].cat)
+            # Transpose in C, then one Arrow array per feature: coding is vectorised.
+            categorical = (
+                [pa.array(c, pa.string()) for c in zip(*rows, strict=True)]
+                if n
+                else [pa.array([], pa.string())] * k_cat
+            )
+            if lenient:
+                cat_bad = np.zeros((n, k_cat), bool)
+                cat_bad[lenient] = [items[k].cat_bad for k in lenient]
         return numeric, num_bad, categorical, cat_bad
 
     def _raw_one(self, decoder, raw, num_idx: tuple, cat_idx: tuple):
@@ -391,8 +395,6 @@ class ServingLogParser:
             obj = msgspec.json.decode(raw)
         except DECODE_ERRORS:
             obj = None
-        if isinstance(obj, list) and self.feature_order:
-            obj = dict(zip(self.feature_order, obj, strict=False))
         names = ([self.numeric[i] for i in num_idx], [self.categorical[i] for i in cat_idx])
         return _Lenient(*_feature_values(obj, *names))
 
