@@ -206,8 +206,7 @@ class Exporter:
         self.kserve_join.max_pending = push.kserve_max_pending
         numeric, categorical = feature_union(state)
         context = serving_context(state, numeric, categorical)
-        names = [m.name for m in state.config.models]
-        per_model = model_columns(state, numeric, categorical)
+        names, per_model = context[0], model_columns(context)
         records = ServingLogParser(
             state.config.serving_log,
             names,

@@ -252,19 +252,20 @@ class ServingIngest(TailIngest):
         else:
             ms = state.models[spec.model]
             numeric, categorical = list(ms.numeric), list(ms.categorical)
+        context = serving_context(state, numeric, categorical)
         parser = ServingLogParser(
             fmt,
-            [m.name for m in state.config.models],
+            context[0],
             numeric,
             categorical,
             model=spec.model,
             version=spec.version,
             envelope=fmt.format != "json",
             feature_order=state.config.model(spec.model).feature_order if spec.model else (),
-            model_columns=None if spec.model else model_columns(state, numeric, categorical),
+            model_columns=None if spec.model else model_columns(context),
         )
         super().__init__(tailer, parser.parse, budget)
-        self.model_names, self.columns = serving_context(state, numeric, categorical)
+        self.model_names, self.columns = context
 
     def parse_chunk(self, chunk):
         unwrapped = self.envelope.unwrap(chunk.data, final=chunk.final)
@@ -279,11 +280,11 @@ class ServingIngest(TailIngest):
         apply_serving(state, self.model_names, self.columns, batch, now)
 
 
-def model_columns(state: State, numeric: list[str], categorical: list[str]) -> list | None:
+def model_columns(context) -> list | None:
     """For a parser reading several models' records: each model's feature columns in the
-    union (by the parser's model index), so it builds each model's own features apart. None
-    for one model (the union is its own)."""
-    names, columns = serving_context(state, numeric, categorical)
+    union (by the parser's model index, from ``serving_context``), so it builds each model's
+    own features apart. None for one model (the union is its own)."""
+    names, columns = context
     if len(names) < 2:
         return None
     return [

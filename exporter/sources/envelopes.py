@@ -65,6 +65,9 @@ class JsonLines(_Envelope):
     """No envelope: a line is a record."""
 
     name = "json"
+    # Whether a record may span several lines (the tailer carries a cut one across a
+    # rotation instead of flushing the last line alone).
+    spans_lines = False
 
     def last_end(self, data: bytes) -> int:
         """Bytes of ``data`` that form complete records (0: none yet)."""
@@ -91,6 +94,8 @@ def _splice(content: bytes, stamp: bytes) -> bytes:
 
 class _Joining(_Envelope):
     """Shared by envelopes whose records may span several lines (partial + final)."""
+
+    spans_lines = True
 
     def __init__(self, streams=STREAMS, max_record_bytes: int = 1 << 20):
         self.streams = frozenset(s.encode() for s in streams)

@@ -181,8 +181,7 @@ class KServeEndpoint:
         return Reply(400, text)
 
     def _enqueue(self, records: list[dict], size: int) -> Reply:
-        data = b"".join(_ENCODER.encode(r) + b"\n" for r in records)
-        batch = self.parser.parse(data)
+        batch = self.parser.parse(_ENCODER.encode_lines(records))
         if not self.queue.offer(Queued(self.source, batch, self.context, size)):
             return _busy()  # the pair is lost to this client's retry: it resends both halves
         return Reply(200, f'{{"accepted":{batch.records}}}')
@@ -193,7 +192,7 @@ class KServeEndpoint:
         for ce_id, event in self.join.expire(now):
             pair = (event, None) if event.kind == REQUEST else (None, event)
             out += _records(ce_id, *pair)
-        return b"".join(_ENCODER.encode(r) + b"\n" for r in out)
+        return _ENCODER.encode_lines(out)
 
 
 _ENCODER = msgspec.json.Encoder()

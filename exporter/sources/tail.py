@@ -446,7 +446,7 @@ class FileTailer:
         rest = os.pread(tracked.fd, self.max_line_bytes, ident.read_offset)
         if not rest or tracked.skipping:
             return
-        if isinstance(self.envelope, JsonLines):
+        if not self.envelope.spans_lines:
             if b"\n" not in rest:
                 ident.read_offset += len(rest)
                 chunks.append(Chunk(rest + b"\n", tracked, ident.read_offset))
