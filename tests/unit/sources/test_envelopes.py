@@ -140,39 +140,40 @@ def _drain(tailer, envelope) -> list:
     return got
 
 
-@pytest.mark.parametrize("writer,envelope", [(cri_lines, Cri()), (docker_lines, Docker())])
-def test_a_split_record_cut_by_a_restart_is_read_once_whole(tmp_path, writer, envelope):
+def _cut_record(tmp_path, writer):
+    """0.log holds record r0 whole and the first piece of a split record r1; returns the
+    path and the rest of r1's pieces, to be written after a restart or a rotation."""
     path = tmp_path / "0.log"
     split = writer(json.dumps(big_record(1, 40 * 1024)), 2.0)
     cut = split.index(b"\n") + 1
     path.write_bytes(writer(json.dumps(big_record(0, 10)), 1.0) + split[:cut])
+    return path, split[cut:]
+
+
+@pytest.mark.parametrize("writer,envelope", [(cri_lines, Cri()), (docker_lines, Docker())])
+def test_a_split_record_cut_by_a_restart_is_read_once_whole(tmp_path, writer, envelope):
+    path, rest = _cut_record(tmp_path, writer)
     assert _drain(_tailer(tmp_path, envelope), envelope) == ["r0"]  # then the process dies
     with open(path, "ab") as fh:
-        fh.write(split[cut:] + writer(json.dumps(big_record(2, 10)), 3.0))
+        fh.write(rest + writer(json.dumps(big_record(2, 10)), 3.0))
     assert _drain(_tailer(tmp_path, envelope), envelope) == ["r1", "r2"]
 
 
 @pytest.mark.parametrize("writer,envelope", [(cri_lines, Cri()), (docker_lines, Docker())])
 def test_a_split_record_cut_by_a_rotation_is_joined_across_the_files(tmp_path, writer, envelope):
-    path = tmp_path / "0.log"
-    split = writer(json.dumps(big_record(1, 40 * 1024)), 2.0)
-    cut = split.index(b"\n") + 1
-    path.write_bytes(writer(json.dumps(big_record(0, 10)), 1.0) + split[:cut])
+    path, rest = _cut_record(tmp_path, writer)
     tailer = _tailer(tmp_path, envelope, rotate_wait=0.0)
     got = _drain(tailer, envelope)
     # The kubelet renames the file and the runtime goes on writing the same line in a new one.
     os.rename(path, tmp_path / "0.log.20261126-120000")
-    path.write_bytes(split[cut:] + writer(json.dumps(big_record(2, 10)), 3.0))
+    path.write_bytes(rest + writer(json.dumps(big_record(2, 10)), 3.0))
     got += _drain(tailer, envelope)
     assert got == ["r0", "r1", "r2"]
 
 
 def test_a_split_record_whose_rest_never_comes_is_flushed_once(tmp_path):
     envelope = Cri()
-    path = tmp_path / "0.log"
-    split = cri_lines(json.dumps(big_record(1, 40 * 1024)), 2.0)
-    first = cri_lines(json.dumps(big_record(0, 10)), 1.0)
-    path.write_bytes(first + split[: split.index(b"\n") + 1])
+    path, _ = _cut_record(tmp_path, cri_lines)
     tailer = _tailer(tmp_path, envelope, rotate_wait=0.0)
     lines = []
     for _ in range(5):
