@@ -26,6 +26,7 @@ import msgspec
 
 from exporter.sources.payloads import BodyError, request_rows, response_predictions
 from exporter.sources.timestamps import parse_one
+from exporter.state.batches import ParsedBatch
 
 REQUEST = "org.kubeflow.serving.inference.request"
 RESPONSE = "org.kubeflow.serving.inference.response"
@@ -174,9 +175,7 @@ class KServeEndpoint:
         return self._enqueue(_records(ce_id, *pair), len(body))
 
     def _bad(self, reason: str, text: str) -> Reply:
-        batch = self.parser.parse(b"")
-        batch.lines = 1
-        batch.invalid = Counter({reason: 1})
+        batch = ParsedBatch(lines=1, invalid=Counter({reason: 1}))
         self.queue.offer(Queued(self.source, batch, self.context))
         return Reply(400, text)
 
