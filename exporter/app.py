@@ -38,11 +38,19 @@ from exporter.ingest import (
     checkpoint_store,
     feature_union,
     model_columns,
+    reads_scores,
     serving_context,
     serving_sources,
 )
 from exporter.sharding import shard_config
-from exporter.sources.push import KServeEndpoint, KServeJoin, PushQueue, RecordsEndpoint, Reply
+from exporter.sources.push import (
+    KServeEndpoint,
+    KServeJoin,
+    KServeModel,
+    PushQueue,
+    RecordsEndpoint,
+    Reply,
+)
 from exporter.sources.reference_builds import ReferenceBuilds
 from exporter.sources.serving_log import ServingLogParser
 from exporter.state.checkpoint import CheckpointStore
@@ -214,13 +222,23 @@ class Exporter:
             categorical,
             arrival_time=True,
             model_columns=per_model,
+            scores=reads_scores(state.config),
         )
         # KServe events become records in the exporter's own default shape.
         canonical = ServingLogParser(
-            ServingLogFormat(), names, numeric, categorical, model_columns=per_model
+            ServingLogFormat(),
+            names,
+            numeric,
+            categorical,
+            model_columns=per_model,
+            scores=reads_scores(state.config),
         )
         models = {
-            m.name: (m.feature_order, m.task == "binary_classification")
+            m.name: KServeModel(
+                m.feature_order,
+                m.task == "binary_classification",
+                m.classes if m.task == "multiclass" else (),
+            )
             for m in state.config.models
         }
         self.records_endpoint = RecordsEndpoint(records, context, self.push_queue)

@@ -64,6 +64,9 @@ class FieldMap:
     status: str = "status"
     features: str = "features"
     prediction: str = "prediction"
+    # Multiclass: the probability of each class, an object {class: p} or an array in the
+    # order of ``models[].classes`` (the quality estimate reads them).
+    scores: str = "scores"
 
 
 FIELD_ROLES = tuple(f.name for f in dataclasses.fields(FieldMap))
@@ -132,6 +135,9 @@ class Reference:
     path: str | None = None
     label: str | None = None
     prediction: str | None = None
+    # Multiclass: the column of each class's probability, in the order of
+    # ``models[].classes``, for the quality estimate's calibration.
+    scores: tuple[str, ...] = ()
     profile: str | None = None
 
 
@@ -218,6 +224,9 @@ class Model:
     # Feature names in order, for payloads that carry features as positional arrays (KServe
     # v1 "instances": [[...]], a 2-D Open Inference Protocol tensor).
     feature_order: tuple[str, ...] = ()
+    # Multiclass: the classes, in the order of a scores array (label values of the quality
+    # estimate come from here, never from the data).
+    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -560,11 +569,14 @@ def _validate_model(m: Model, p: str, errors: list[str], push: bool = False) -> 
             _check_readable_glob(m.reference.path, f"{p}.reference.path", errors)
         elif not os.access(m.reference.profile, os.R_OK):
             errors.append(f"{p}.reference.profile: cannot read {m.reference.profile!r}")
-        if m.reference.profile is not None and (m.reference.label or m.reference.prediction):
+        if m.reference.profile is not None and (
+            m.reference.label or m.reference.prediction or m.reference.scores
+        ):
             errors.append(
-                f"{p}.reference: label and prediction come from the profile file; "
+                f"{p}.reference: label, prediction and scores come from the profile file; "
                 "set them where it is built"
             )
+    _validate_classes(m, p, errors)
     dist = m.distribution or Distribution()
     if dist.top_k is not None and not 1 <= dist.top_k <= (m.top_k or 100):
         errors.append(f"{p}.distribution.top_k: must be in [1, top_k = {m.top_k}]")
@@ -603,6 +615,31 @@ def _validate_model(m: Model, p: str, errors: list[str], push: bool = False) -> 
         both = set(m.features.numeric or ()) & set(m.features.categorical or ())
         if both:
             errors.append(f"{p}.features: {sorted(both)} listed as numeric and categorical")
+
+
+def _validate_classes(m: Model, p: str, errors: list[str]) -> None:
+    """Multiclass classes and the reference's score columns agree (docs/statistics.md)."""
+    classes = tuple(m.classes or ())
+    if classes and m.task != "multiclass":
+        errors.append(f"{p}.classes: only a multiclass model has classes (task is {m.task})")
+    if len(set(classes)) != len(classes):
+        errors.append(f"{p}.classes: a class is listed twice")
+    elif classes and len(classes) < 2:
+        errors.append(f"{p}.classes: a multiclass model has at least two classes")
+    scores = tuple(m.reference.scores or ()) if m.reference is not None else ()
+    if not scores:
+        return
+    if m.task != "multiclass":
+        errors.append(f"{p}.reference.scores: only for a multiclass model (task is {m.task})")
+    elif len(scores) != len(classes):
+        errors.append(
+            f"{p}.reference.scores: one column per class of {p}.classes, in its order "
+            f"({len(scores)} columns for {len(classes)} classes)"
+        )
+    elif len(set(scores)) != len(scores):
+        errors.append(f"{p}.reference.scores: a column is listed twice")
+    if not m.reference.label:
+        errors.append(f"{p}.reference.scores: needs reference.label (calibration learns from it)")
 
 
 def parse_config(data: Any, source: str = "<memory>") -> Config:

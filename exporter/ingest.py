@@ -263,6 +263,7 @@ class ServingIngest(TailIngest):
             envelope=fmt.format != "json",
             feature_order=state.config.model(spec.model).feature_order if spec.model else (),
             model_columns=None if spec.model else model_columns(context),
+            scores=reads_scores(state.config, spec.model),
         )
         super().__init__(tailer, parser.parse, budget)
         self.model_names, self.columns = context
@@ -278,6 +279,13 @@ class ServingIngest(TailIngest):
 
     def apply(self, state: State, batch, now: float) -> None:
         apply_serving(state, self.model_names, self.columns, batch, now)
+
+
+def reads_scores(config, model: str | None = None) -> bool:
+    """Whether a parser for ``model`` (None: every model) reads class probabilities: some
+    multiclass model has classes, so its quality can be estimated from them."""
+    models = [config.model(model)] if model else config.models
+    return any(m.task == "multiclass" and m.classes for m in models)
 
 
 def model_columns(context) -> list | None:

@@ -45,7 +45,8 @@ class QualityCollector:
         estimated = GaugeMetricFamily(
             "mlpipe_model_quality_estimated",
             "Model quality estimated from the prediction scores alone, before labels arrive "
-            "(confidence-based: the reference's calibration; binary classification).",
+            "(confidence-based: the reference's calibration; binary, or multiclass one-vs-rest "
+            "macro-averaged).",
             labels=["model", "version", "metric"],
         )
         half = GaugeMetricFamily(

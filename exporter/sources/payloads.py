@@ -10,7 +10,8 @@ Two protocols, as KServe's payload logger forwards them (body bytes unchanged):
   or ``[N, 1]``), a ``[N, k]`` tensor is ``k`` columns named by ``feature_order``.
 
 A prediction is the scalar per row; a ``[p0, p1]`` pair for binary classification is the
-positive class's probability; more columns are a class (the index of the largest). Pure:
+positive class's probability; more columns are a class (the largest's name from
+``classes``, else its index), and for a multiclass model with classes, its scores. Pure:
 bytes in, rows out; ``BodyError`` says in one line why a body cannot be read.
 """
 
@@ -131,32 +132,53 @@ def _oip_request(inputs: list, feature_order: tuple[str, ...]) -> list[dict]:
     return [{k: v[i] for k, v in columns.items()} for i in range(n or 0)]
 
 
-def response_predictions(body: bytes, binary: bool = True) -> list:
-    """The prediction of each instance of a v1 or v2 response body."""
+def response_values(body: bytes) -> list:
+    """The raw output of each instance of a v1 or v2 response body."""
     obj = _decode(body)
     if "predictions" in obj:
         values = obj["predictions"]
         if not isinstance(values, list):
             raise BodyError('"predictions" is not a list')
-    elif isinstance(obj.get("outputs"), list) and obj["outputs"]:
+        return values
+    if isinstance(obj.get("outputs"), list) and obj["outputs"]:
         first = obj["outputs"][0]
         if not isinstance(first, dict):
             raise BodyError("an Open Inference Protocol output is not an object")
-        values = _tensor_rows(first)[1]
-    else:
-        raise BodyError('no "predictions" or "outputs" in the response body')
-    return [_prediction(v, binary) for v in values]
+        return _tensor_rows(first)[1]
+    raise BodyError('no "predictions" or "outputs" in the response body')
 
 
-def _prediction(value: Any, binary: bool) -> float | str | None:
+def response_predictions(body: bytes, binary: bool = True) -> list:
+    """The prediction of each instance of a v1 or v2 response body."""
+    return [prediction(v, binary) for v in response_values(body)]
+
+
+def prediction(value: Any, binary: bool, classes: tuple[str, ...] = ()) -> float | str | None:
+    """An instance's prediction: the scalar; of a list of probabilities, the positive
+    class's (binary) or the class of the largest (named by ``classes`` when it has one
+    name per probability, else its index)."""
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, int | float | str):
         return value
-    if isinstance(value, list) and value and all(isinstance(v, int | float) for v in value):
+    if isinstance(value, list) and value and all(_is_number(v) for v in value):
         if len(value) == 1:
             return value[0]
         if binary and len(value) == 2:
             return value[1]
-        return str(max(range(len(value)), key=value.__getitem__))
+        top = max(range(len(value)), key=value.__getitem__)
+        return classes[top] if len(classes) == len(value) else str(top)
     return None
+
+
+def class_scores(values: list, classes: tuple[str, ...]) -> list:
+    """Per instance, its class probabilities (a list with one number per class), or None."""
+    k = len(classes)
+    return [
+        v if isinstance(v, list) and len(v) == k and all(_is_number(x) for x in v) else None
+        for v in values
+    ]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)

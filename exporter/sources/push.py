@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from exporter.sources.payloads import BodyError, request_rows, response_predictions
+from exporter.sources.payloads import (
+    BodyError,
+    class_scores,
+    prediction,
+    request_rows,
+    response_values,
+)
 from exporter.sources.timestamps import parse_one
 from exporter.state.batches import ParsedBatch
 
@@ -126,6 +132,18 @@ class _Event:
     arrived: float
     rows: list | None = None  # request: features per instance
     predictions: list | None = None  # response
+    scores: list | None = None  # response of a multiclass model: class probabilities
+
+
+@dataclass(frozen=True)
+class KServeModel:
+    """What reading a model's KServe bodies needs from its config."""
+
+    feature_order: tuple[str, ...] = ()
+    binary: bool = True
+    # Multiclass: a prediction that is one probability per class names its class, and the
+    # probabilities are the record's scores.
+    classes: tuple[str, ...] = ()
 
 
 class KServeEndpoint:
@@ -137,7 +155,7 @@ class KServeEndpoint:
         self.parser = parser
         self.context = context
         self.queue = queue
-        self.models = models  # name -> (feature_order, binary)
+        self.models = models  # name -> KServeModel
         self.join = join
 
     def handle(self, headers: dict, body: bytes) -> Reply:
@@ -152,7 +170,7 @@ class KServeEndpoint:
             return self._bad(
                 "unknown_model", f"ce-inferenceservicename {model!r} is not configured"
             )
-        feature_order, binary = self.models[model]
+        spec = self.models[model]
         now = time.time()
         stamp = parse_one(headers["ce-time"]) if headers.get("ce-time") else now
         event = _Event(
@@ -164,9 +182,11 @@ class KServeEndpoint:
         )
         try:
             if ce_type == REQUEST:
-                event.rows = request_rows(body, feature_order)
+                event.rows = request_rows(body, spec.feature_order)
             else:
-                event.predictions = response_predictions(body, binary)
+                values = response_values(body)
+                event.predictions = [prediction(v, spec.binary, spec.classes) for v in values]
+                event.scores = class_scores(values, spec.classes) if spec.classes else None
         except BodyError as exc:
             return self._bad("bad_body", str(exc))
         pair = self.join.add(ce_id, event)
@@ -202,6 +222,7 @@ def _records(ce_id: str, request: _Event | None, response: _Event | None) -> lis
     first = request or response
     rows = request.rows if request is not None else None
     preds = response.predictions if response is not None else None
+    scores = response.scores if response is not None else None
     n = len(rows) if rows is not None else len(preds)
     latency = (
         max(0.0, (response.time - request.time) * 1000.0)
@@ -222,6 +243,7 @@ def _records(ce_id: str, request: _Event | None, response: _Event | None) -> lis
                 "status": "error" if response is None else "ok",
                 "features": rows[i] if rows is not None and isinstance(rows[i], dict) else None,
                 "prediction": preds[i] if preds is not None and i < len(preds) else None,
+                "scores": scores[i] if scores is not None and i < len(scores) else None,
             }
         )
     return out

@@ -29,6 +29,7 @@ from exporter.state.profiles import (
     ColumnSpecs,
     NumericSpec,
     Profile,
+    bin_matrix,
     profile_rows,
 )
 from exporter.state.reference import ColumnProfile, ReferenceProfile
@@ -357,6 +358,11 @@ def profile_columns(schema: pa.Schema, model: Model) -> tuple[list[str], list[st
             raise ReferenceError(f"model {model.name}: reference has no {role} column {name!r}")
         as_category = classification and not (role == "prediction" and model.task != "multiclass")
         (categorical if as_category else numeric).append(name)
+    for name in ref.scores or ():
+        if name not in schema.names:
+            raise ReferenceError(f"model {model.name}: reference has no scores column {name!r}")
+        if name not in numeric:
+            numeric.append(name)
     return numeric, categorical
 
 
@@ -380,15 +386,46 @@ def build_reference(model: Model, files: list[str] | None = None) -> ReferencePr
         specs = first.specs(model.top_k)
         profile = Profile.zeros(specs)
         calibration = Calibration.for_model(model, specs)
+        by_class = ClassCalibration.for_model(model, specs)
         for batch in iter_batches(files, columns):
             profile = profile + profile_batch(specs, batch)
-            if calibration is not None:
-                calibration.add(batch)
+            for part in filter(None, (calibration, by_class)):
+                part.add(batch)
     except (pa.ArrowInvalid, OSError, KeyError) as exc:
         raise ReferenceError(f"model {model.name}: cannot read reference: {exc}") from exc
     ref = _assemble(model, specs, profile, rows, files)
     ref.calibration = calibration.positives if calibration is not None else None
+    ref.class_calibration = by_class.positives if by_class is not None else None
     return ref
+
+
+class ClassCalibration:
+    """Multiclass: per class, the rows labelled that class per bin of its score column (pass
+    2), for the one-vs-rest quality estimate's calibration."""
+
+    def __init__(self, specs: ColumnSpecs, classes: tuple[str, ...], label: str):
+        self.specs = specs
+        self.classes = pa.array(list(classes))
+        self.label = label
+        self.positives = np.zeros((len(classes), specs.numeric_width), np.int64)
+
+    @classmethod
+    def for_model(cls, model: Model, specs: ColumnSpecs) -> ClassCalibration | None:
+        ref = model.reference
+        if model.task != "multiclass" or not (ref.label and ref.scores and model.classes):
+            return None
+        return cls(_score_specs(specs, model), tuple(model.classes), ref.label)
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        names = [s.name for s in self.specs.numeric]
+        scores = numeric_matrix(batch, names)
+        bins = bin_matrix(self.specs, scores)
+        label = pc.index_in(as_strings(batch.column(self.label)), value_set=self.classes)
+        label = pc.fill_null(label, -1).to_numpy(zero_copy_only=False)
+        k, width = self.positives.shape
+        hit = (label[:, None] == np.arange(k)) & ~np.isnan(scores)
+        flat = (np.arange(k) * width + bins)[hit]
+        self.positives += np.bincount(flat, minlength=k * width).reshape(k, width)
 
 
 class Calibration:
@@ -420,11 +457,12 @@ class Calibration:
 
 
 def _take(specs: ColumnSpecs, profile: Profile, sub: ColumnSpecs) -> Profile:
-    """The rows of ``profile`` for the columns of ``sub``, trimmed to ``sub``'s widths."""
-    num_names = {s.name for s in sub.numeric}
-    cat_names = {s.name for s in sub.categorical}
-    num_idx = [i for i, s in enumerate(specs.numeric) if s.name in num_names]
-    cat_idx = [i for i, s in enumerate(specs.categorical) if s.name in cat_names]
+    """The rows of ``profile`` for the columns of ``sub``, in ``sub``'s order, trimmed to
+    ``sub``'s widths."""
+    num_at = {s.name: i for i, s in enumerate(specs.numeric)}
+    cat_at = {s.name: i for i, s in enumerate(specs.categorical)}
+    num_idx = [num_at[s.name] for s in sub.numeric]
+    cat_idx = [cat_at[s.name] for s in sub.categorical]
     return Profile(
         profile.numeric[num_idx, : sub.numeric_width],
         profile.sums[num_idx, : sub.numeric_width],
@@ -433,19 +471,42 @@ def _take(specs: ColumnSpecs, profile: Profile, sub: ColumnSpecs) -> Profile:
 
 
 def _assemble(model, specs, profile, rows, files) -> ReferenceProfile:
-    features, label = _split(specs, model.reference.label)
+    scores = _score_specs(specs, model)
+    features = specs
+    if scores is not None:  # the class scores are not features
+        names = {s.name for s in scores.numeric}
+        features = ColumnSpecs(
+            tuple(s for s in specs.numeric if s.name not in names), specs.categorical
+        )
+    features, label = _split(features, model.reference.label)
     features, prediction = _split(features, model.reference.prediction)
 
     def part(sub: ColumnSpecs | None) -> ColumnProfile | None:
         return ColumnProfile(sub, _take(specs, profile, sub)) if sub else None
 
     ref = ReferenceProfile(part(features), part(prediction), part(label), rows, files)
+    # Kept in the order of ``classes`` (``_take`` keeps the specs' own order).
+    ref.scores = part(scores)
     ref.hash = profile_hash(ref)
     return ref
 
 
+def _score_specs(specs: ColumnSpecs, model: Model) -> ColumnSpecs | None:
+    """The specs of the reference's class-score columns, in the order of ``classes``."""
+    names = model.reference.scores or ()
+    if not names:
+        return None
+    by_name = {s.name: s for s in specs.numeric}
+    return ColumnSpecs(tuple(by_name[n] for n in names), ())
+
+
 def _parts(ref: ReferenceProfile) -> dict[str, ColumnProfile | None]:
-    return {"features": ref.features, "prediction": ref.prediction, "label": ref.label}
+    return {
+        "features": ref.features,
+        "prediction": ref.prediction,
+        "label": ref.label,
+        "scores": ref.scores,
+    }
 
 
 def profile_hash(ref: ReferenceProfile) -> str:
@@ -552,6 +613,8 @@ def save_cache(path: str, ref: ReferenceProfile) -> None:
             arrays[f"{key}_categorical"] = part.profile.categorical
     if ref.calibration is not None:
         arrays["calibration_positives"] = ref.calibration
+    if ref.class_calibration is not None:
+        arrays["class_calibration_positives"] = ref.class_calibration
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp.npz"
     np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
@@ -567,7 +630,7 @@ def load_cache(path: str) -> ReferenceProfile:
                 f"{CACHE_VERSION}: rebuild it with this version's `profile --output`"
             )
         parts = {}
-        for key in ("features", "prediction", "label"):
+        for key in ("features", "prediction", "label", "scores"):
             if key in meta["specs"]:
                 specs = _specs_from_dict(meta["specs"][key])
                 profile = Profile(
@@ -579,11 +642,18 @@ def load_cache(path: str) -> ReferenceProfile:
         calibration = (
             data["calibration_positives"] if "calibration_positives" in data.files else None
         )
+        by_class = (
+            data["class_calibration_positives"]
+            if "class_calibration_positives" in data.files
+            else None
+        )
     ref = ReferenceProfile(
         parts["features"], parts["prediction"], parts["label"], meta["rows"], meta["files"]
     )
+    ref.scores = parts["scores"]
     ref.hash = profile_hash(ref)
     ref.calibration = calibration
+    ref.class_calibration = by_class
     return ref
 
 

@@ -65,10 +65,13 @@ class ServingLogParser:
         arrival_time: bool = False,
         feature_order: tuple[str, ...] = (),
         model_columns: list | None = None,
+        scores: bool = False,
     ):
         """``model``/``version``: constants for every record (the lines carry no such field);
         ``envelope``: a container runtime's time may stand in for a missing timestamp (the
-        envelope spliced it in); ``arrival_time``: the parse time does (pushed records)."""
+        envelope spliced it in); ``arrival_time``: the parse time does (pushed records);
+        ``scores``: read each record's class probabilities (a multiclass model estimates
+        its quality from them)."""
         self.fmt = fmt
         self.model_index = {name: i for i, name in enumerate(models)}
         self.numeric = list(numeric)
@@ -104,6 +107,8 @@ class ServingLogParser:
             del paths["version"]
         if envelope:
             paths["envelope_time"] = ENVELOPE_TIME
+        if scores:
+            paths["scores"] = fields.scores
         self.features_at_root = fields.features == ROOT
         if (self.numeric or self.categorical) and not self.features_at_root:
             paths["features"] = fields.features
@@ -125,6 +130,7 @@ class ServingLogParser:
             "status": str | int | None,
             "prediction": float | str | None,
             "envelope_time": str | None,
+            "scores": list[float] | dict[str, float] | None,
         }
         feature_spec, feature_rename = self._feature_fields(
             range(len(self.numeric)), range(len(self.categorical))
@@ -236,8 +242,9 @@ class ServingLogParser:
             invalid["not_json"] += 1
             return None
         values = {}
-        for role in (*ROLES, "envelope_time"):
+        for role in (*ROLES, "envelope_time", "scores"):
             values[role] = self._get(obj, role)[1]
+        values["scores"] = _scores_or_none(values["scores"])
         if self.constant_model is not None:
             values["model"] = self.constant_model
         if self.constant_version is not None:
@@ -469,6 +476,7 @@ class ServingLogParser:
                 )
         rid = col("request_id")
         pred = col("prediction")
+        scores = col("scores") if "scores" in self._paths else None
         idx = None
         if not keep.all():
             idx = np.flatnonzero(keep)
@@ -482,6 +490,7 @@ class ServingLogParser:
             versions = [versions[i] for i in idx]
             rid = [rid[i] for i in idx]
             pred = [pred[i] for i in idx]
+            scores = [scores[i] for i in idx] if scores is not None else None
         if self.model_columns is not None and (self.numeric or self.categorical):
             # Each model's own features for its own records: the cost of a line does not
             # grow with the other models' features (the union of 100 models' is thousands).
@@ -494,6 +503,7 @@ class ServingLogParser:
                 batch.blocks[int(m)] = self._block(feats, len(fast), slow, positions, *columns)
         batch.model, batch.timestamp, batch.latency, batch.error = model, timestamp, latency, error
         batch.version, batch.request_id, batch.prediction = versions, rid, pred
+        batch.scores = scores
         batch.numeric, batch.numeric_malformed = numeric, num_bad
         batch.categorical, batch.categorical_malformed = categorical, cat_bad
         return batch
@@ -533,6 +543,20 @@ def _feature_values(features: Any, numeric: list[str], categorical: list[str]) -
         else:
             cat.append(None), cat_bad.append(True)
     return num, num_bad, cat, cat_bad
+
+
+def _scores_or_none(value: Any) -> list | dict | None:
+    """Class probabilities read leniently: a list or object of numbers, else none (the
+    record still counts; its quality estimate input is missing)."""
+
+    def number(v):
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if isinstance(value, list) and all(map(number, value)):
+        return value
+    if isinstance(value, dict) and all(map(number, value.values())):
+        return value
+    return None
 
 
 def _tuples(getter, k: int):

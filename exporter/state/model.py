@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from exporter.config import Model
+from exporter.state.class_scores import ClassScoreWindow
 from exporter.state.compare import column_compare, column_scores, profile_compare
 from exporter.state.feature_window import FeatureWindow
 from exporter.state.join import JoinBuffer
@@ -131,6 +132,8 @@ class ModelState:
             self.calibrated = estimate.calibration_map(
                 self.prediction_ref.counts, reference.calibration
             )
+        # Multiclass: the classes' probabilities, calibrated on the reference, per window.
+        self.class_scores = self._class_score_window(reference, n_slots)
         self.outcomes = OutcomeWindow(
             self.clock,
             model.task,
@@ -168,6 +171,45 @@ class ModelState:
         self.slots, self.serving = old.slots, old.serving
         self.join, self.labels, self.dropped = old.join, old.labels, old.dropped
 
+    def _class_score_window(self, reference, n_slots: int) -> ClassScoreWindow | None:
+        classes = self.model.classes
+        if (
+            self.model.task != "multiclass"
+            or not classes
+            or reference is None
+            or reference.scores is None
+            or reference.class_calibration is None
+            or len(reference.scores.specs.numeric) != len(classes)
+        ):
+            return None
+        specs, prof = reference.scores.specs, reference.scores.profile
+        width = specs.numeric_width
+        calibrated = np.stack(
+            [
+                estimate.calibration_map(prof.numeric[k, :width], reference.class_calibration[k])
+                for k in range(len(classes))
+            ]
+        )
+        self.class_index = {name: k for k, name in enumerate(classes)}
+        return ClassScoreWindow(self.clock, specs, calibrated, n_slots)
+
+    def _class_scores(self, raw: list, predictions: list) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, classes) probabilities (a NaN row: none, or not one per class) and the
+        predicted class's index (-1: not a class; the highest score stands in)."""
+        classes, k = self.model.classes, len(self.model.classes)
+        out = np.full((len(raw), k), np.nan)
+        for i, scores in enumerate(raw):
+            if type(scores) is list:
+                if len(scores) == k:
+                    out[i] = scores
+            elif type(scores) is dict:
+                out[i] = [scores.get(c, np.nan) for c in classes]
+        index = self.class_index
+        predicted = np.fromiter(
+            (index.get(canonical_category(p), -1) for p in predictions), np.int64, len(raw)
+        )
+        return out, predicted
+
     def _prediction_spec(self, reference: ReferenceProfile | None):
         spec, counts = _one_column(reference.prediction if reference else None)
         if spec is not None:
@@ -192,6 +234,8 @@ class ModelState:
         self.features.merge(other.features)
         if self.predictions is not None:
             self.predictions.merge(other.predictions)
+        if self.class_scores is not None:
+            self.class_scores.merge(other.class_scores)
         self.outcomes.merge(other.outcomes)
 
     # --- ingestion --------------------------------------------------------------------
@@ -201,6 +245,8 @@ class ModelState:
         self.traffic.clear_slot(slot)
         if self.predictions is not None:
             self.predictions.clear_slot(slot)
+        if self.class_scores is not None:
+            self.class_scores.clear_slot(slot)
         self.outcomes.clear_slot(slot)
 
     def apply(self, rows, slots, batch, num_cols, cat_cols, now: float, block=None) -> None:
@@ -230,6 +276,9 @@ class ModelState:
             )
             self.add_matched(matched, now)
         predictions = self.predictions.values(raw_predictions) if self.predictions else None
+        scores = None
+        if self.class_scores is not None and batch.scores is not None:
+            scores, predicted = self._class_scores([batch.scores[r] for r in rows], raw_predictions)
         for b in np.unique(bucket[keep]):
             sel = keep & (bucket == b)
             s = slots[sel]
@@ -237,6 +286,8 @@ class ModelState:
             self.features.add(b, numeric[sel], codes[sel] if codes.size else codes)
             if self.predictions is not None:
                 self.predictions.add(b, s, predictions[sel])
+            if scores is not None:
+                self.class_scores.add(b, s, scores[sel], predicted[sel])
 
     @staticmethod
     def _union_columns(rows, batch, num_cols, cat_cols):
@@ -402,6 +453,12 @@ class ModelState:
         for slot, version in self.slots.labels():
             for metric, value in by_slot.get(slot, {}).items():
                 r.quality[(version, metric)] = value
+        if self.class_scores is not None:
+            for slot, version in self.slots.labels():
+                sums = self.class_scores.window(now, slot)
+                if sums[1][0].sum() < self.model.min_samples:
+                    continue
+                self._estimated(version, estimate.estimate_multiclass(*sums), r)
         if self.calibrated is None:
             return
         spec = self.predictions.spec
@@ -415,8 +472,13 @@ class ModelState:
             found = estimate.estimate_binary(
                 window.counts, mean, self.calibrated, self.model.decision_threshold
             )
-            for metric, (value, half) in found.items():
-                r.quality_estimated[(version, metric)] = (value, half)
-                realized = r.quality.get((version, metric))
-                if realized is not None:
-                    r.quality_estimate_error[(version, metric)] = realized - value
+            self._estimated(version, found, r)
+
+    @staticmethod
+    def _estimated(version: str, found: dict, r: Results) -> None:
+        """Store one version's estimates, and realized minus estimated where both exist."""
+        for metric, (value, half) in found.items():
+            r.quality_estimated[(version, metric)] = (value, half)
+            realized = r.quality.get((version, metric))
+            if realized is not None:
+                r.quality_estimate_error[(version, metric)] = realized - value

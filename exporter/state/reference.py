@@ -32,6 +32,10 @@ class ReferenceProfile:
     # Binary classification with a label and a score column: positive labels per score bin
     # (the prediction's bins), for the quality estimate's calibration (stats/estimate.py).
     calibration: np.ndarray | None = None
+    # Multiclass with ``reference.scores``: each class's probability column (in the order of
+    # ``classes``) and, per class and bin of it, the rows labelled that class.
+    scores: ColumnProfile | None = None
+    class_calibration: np.ndarray | None = None
 
 
 @dataclass

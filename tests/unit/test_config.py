@@ -89,6 +89,48 @@ def test_all_errors_reported_at_once(tmp_path):
     assert any("serving_log.latency_unit" in e for e in errors)
 
 
+def test_multiclass_classes_and_score_columns_are_checked_together(tmp_path):
+    (tmp_path / "train.parquet").write_bytes(b"")
+    ref = {"path": str(tmp_path / "train.parquet"), "label": "y"}
+    errors = _errors(
+        {
+            "models": [
+                _model(tmp_path, name="a", classes=["x", "y"]),  # binary: no classes
+                _model(
+                    tmp_path,
+                    name="b",
+                    task="multiclass",
+                    classes=["x", "y", "z"],
+                    reference={**ref, "scores": ["px", "py"]},
+                ),
+                _model(tmp_path, name="c", task="multiclass", classes=["x", "x"]),
+                _model(
+                    tmp_path,
+                    name="d",
+                    task="multiclass",
+                    classes=["x", "y"],
+                    reference={"path": ref["path"], "scores": ["px", "py"]},
+                ),
+            ]
+        }
+    )
+    assert errors == [
+        "cfg.yaml: models[0].classes: only a multiclass model has classes "
+        "(task is binary_classification)",
+        "cfg.yaml: models[1].reference.scores: one column per class of models[1].classes, "
+        "in its order (2 columns for 3 classes)",
+        "cfg.yaml: models[2].classes: a class is listed twice",
+        "cfg.yaml: models[3].reference.scores: needs reference.label (calibration learns from it)",
+    ]
+    model = _model(
+        tmp_path,
+        task="multiclass",
+        classes=["x", "y"],
+        reference={**ref, "scores": ["px", "py"]},
+    )
+    assert parse_config({"models": [model]}).model("fraud").reference.scores == ("px", "py")
+
+
 def test_missing_required_key():
     errors = _errors({"models": [{"serving_logs": ["/tmp/*.jsonl"]}]})
     assert errors == ["cfg.yaml: models[0].name: required key is missing"]

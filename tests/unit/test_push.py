@@ -272,3 +272,85 @@ def test_the_push_endpoints_sit_behind_basic_auth(tmp_path):
     finally:
         server.stop()
         e.stop()
+
+
+def test_kserve_multiclass_probabilities_estimate_quality(tmp_path):
+    """A multiclass model's KServe responses carry one probability per class (v1 lists, a
+    [N, 3] OIP tensor): the prediction is the top class's name and the probabilities feed
+    the quality estimate."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    classes = ["cat", "dog", "bird"]
+    rng = np.random.default_rng(11)
+    ref = rng.dirichlet([2.0, 1.5, 1.0], 30_000)
+    ref_y = (rng.random((len(ref), 1)) > np.cumsum(ref, axis=1)).sum(axis=1)
+    (tmp_path / "train").mkdir()
+    columns = {f"p_{c}": ref[:, k] for k, c in enumerate(classes)}
+    pq.write_table(
+        pa.table({**columns, "label": np.array(classes)[ref_y]}),
+        tmp_path / "train" / "part-0.parquet",
+    )
+    model = {
+        "name": "animals",
+        "task": "multiclass",
+        "classes": classes,
+        "min_samples": 50,
+        "reference": {"path": str(tmp_path / "train"), "label": "label", "scores": list(columns)},
+        "windows": {"length": "10m", "bucket": "1m"},
+    }
+    e = Exporter(
+        parse_config({"models": [model], "push": {"enabled": True}}),
+        interval=0.05,
+        stats_interval=0.2,
+    )
+    e.start()
+    server = MetricsServer(e, "127.0.0.1", 0)
+    server.start()
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        p = rng.dirichlet([1.0, 1.0, 1.0], 300)
+        t0 = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60)
+        for i in range(0, len(p), 3):
+            rows = p[i : i + 3]
+            if i % 2:
+                response = {"predictions": rows.tolist()}
+            else:
+                response = {
+                    "outputs": [
+                        {"name": "p", "shape": [3, 3], "datatype": "FP32", "data": rows.tolist()}
+                    ]
+                }
+            when = t0 + dt.timedelta(seconds=i * 0.1)
+            for kind, body in ((REQUEST, {"instances": [{"x": 0.0}] * 3}), (RESPONSE, response)):
+                r = post_event(url, kind, f"e{i}", body, when, model="animals")
+                assert r.status_code in (200, 202), r.text
+
+        def estimated():
+            return sample(
+                e,
+                "mlpipe_model_quality_estimated",
+                model="animals",
+                version="default",
+                metric="accuracy",
+            )
+
+        def window_samples():
+            return sample(e, "mlpipe_window_samples", model="animals", version="default")
+
+        # Every record applied and the statistics computed after it.
+        wait_for(lambda: window_samples() == len(p), what="every record in the window")
+        wait_for(lambda: estimated() is not None, what="the multiclass estimate")
+        assert estimated() == pytest.approx(p.max(axis=1).mean(), abs=0.03)
+        # The predictions are the top classes by name (bins of the label's classes).
+        dog = sample(
+            e,
+            "mlpipe_prediction_category_total",
+            model="animals",
+            version="default",
+            category="dog",
+        )
+        assert dog == (p.argmax(axis=1) == 1).sum()
+    finally:
+        server.stop()
+        e.stop()

@@ -4,7 +4,14 @@ import json
 
 import pytest
 
-from exporter.sources.payloads import BodyError, request_rows, response_predictions
+from exporter.sources.payloads import (
+    BodyError,
+    class_scores,
+    prediction,
+    request_rows,
+    response_predictions,
+    response_values,
+)
 
 ORDER = ("amount", "age", "country")
 
@@ -97,3 +104,16 @@ def test_bad_bodies_say_why_in_one_line(raw, message):
     with pytest.raises(BodyError, match=None) as info:
         request_rows(raw, ORDER)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_multiclass_probabilities_name_their_class_and_are_the_scores():
+    classes = ("cat", "dog", "bird")
+    v1 = body({"predictions": [[0.1, 0.7, 0.2], [0.5, 0.2, 0.3], "bird", [0.5, 0.5]]})
+    values = response_values(v1)
+    assert [prediction(v, False, classes) for v in values] == ["dog", "cat", "bird", "0"]
+    assert class_scores(values, classes) == [[0.1, 0.7, 0.2], [0.5, 0.2, 0.3], None, None]
+    # Without classes a probability list is its largest's index, as before.
+    assert [prediction(v, False) for v in values[:2]] == ["1", "0"]
+    tensor = {"name": "p", "shape": [2, 3], "datatype": "FP32", "data": [0, 1, 0, 1, 0, 0]}
+    v2 = body({"outputs": [tensor]})
+    assert class_scores(response_values(v2), classes) == [[0, 1, 0], [1, 0, 0]]
