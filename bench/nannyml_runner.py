@@ -2,7 +2,10 @@
 same reference and analysis data, timed (fit + estimate, data already in memory). Prints
 one JSON line: per metric, per analysis chunk, the estimate, NannyML's alert and thresholds.
 
-    python nannyml_runner.py REF.parquet ANALYSIS.parquet CHUNK_SIZE
+    python nannyml_runner.py REF.parquet ANALYSIS.parquet CHUNK_SIZE [CLASS ...]
+
+With classes, the problem is multiclass: columns ``p_<class>`` hold each class's
+probability, ``pred`` the predicted class, ``y`` the label.
 """
 
 import json
@@ -19,14 +22,15 @@ def main() -> None:
     ref = pd.read_parquet(sys.argv[1])
     ana = pd.read_parquet(sys.argv[2])
     chunk = int(sys.argv[3])
+    classes = sys.argv[4:]
     start = time.perf_counter()
     cbpe = nml.CBPE(
-        y_pred_proba="score",
+        y_pred_proba={c: f"p_{c}" for c in classes} if classes else "score",
         y_pred="pred",
         y_true="y",
         metrics=list(METRICS),
         chunk_size=chunk,
-        problem_type="classification_binary",
+        problem_type="classification_multiclass" if classes else "classification_binary",
     )
     cbpe.fit(ref)
     result = cbpe.estimate(ana.drop(columns=["y"]))
