@@ -30,6 +30,8 @@ import pyarrow as pa
 
 from exporter.config import Model
 from exporter.sources.reference import (
+    Calibration,
+    ClassCalibration,
     ReferenceError,
     _assemble,
     _Pass1,
@@ -96,20 +98,35 @@ def build_reference_from_spark(df, model: Model) -> ReferenceProfile:
     specs = pass1.specs(model.top_k)
     shipped = df.sparkSession.sparkContext.broadcast(specs)
 
+    def calibrations(specs):
+        # The quality estimate's label counts per score bin (binary; multiclass per class).
+        return (Calibration.for_model(model, specs), ClassCalibration.for_model(model, specs))
+
     def second(batches):
         specs = shipped.value
         total = Profile.zeros(specs)
+        counts = calibrations(specs)
         for batch in batches:
             if batch.num_rows:
                 total = total + profile_batch(specs, batch)
-        yield pa.RecordBatch.from_pydict({"part": [pickle.dumps(total)]})
+                for c in filter(None, counts):
+                    c.add(batch)
+        positives = [c.positives if c is not None else None for c in counts]
+        yield pa.RecordBatch.from_pydict({"part": [pickle.dumps((total, positives))]})
 
     profile = Profile.zeros(specs)
+    positives = [c.positives if c is not None else None for c in calibrations(specs)]
     for row in df.mapInArrow(second, "part binary").collect():
-        profile = profile + pickle.loads(row["part"])
+        part, counts = pickle.loads(row["part"])
+        profile = profile + part
+        for total, count in zip(positives, counts, strict=True):
+            if total is not None:
+                total += count
     shipped.unpersist()
     try:
         files = list(df.inputFiles())
     except Exception:  # a DataFrame not read from files
         files = []
-    return _assemble(model, specs, profile, rows, files)
+    ref = _assemble(model, specs, profile, rows, files)
+    ref.calibration, ref.class_calibration = positives
+    return ref

@@ -91,6 +91,52 @@ def test_spark_profile_equals_the_single_process_profile(tmp_path, spark):
         assert np.array_equal(a.profile.categorical, b.profile.categorical), part
         np.testing.assert_allclose(a.profile.sums, b.profile.sums, rtol=1e-9)
     assert built.hash == local.hash
+    # The quality estimate's calibration: positives per score bin, identical.
+    assert local.calibration is not None
+    np.testing.assert_array_equal(built.calibration, local.calibration)
     # Saved, it is a profile file every exporter can load.
     save_cache(str(tmp_path / "fraud.profile"), built)
     assert load_cache(str(tmp_path / "fraud.profile")).hash == local.hash
+
+
+def test_spark_profile_counts_each_class_for_the_multiclass_estimate(tmp_path, spark):
+    from exporter.sources.spark_reference import build_reference_from_spark
+
+    rng = np.random.default_rng(4)
+    n = 9000
+    p = rng.dirichlet([2.0, 1.0, 1.0], n)
+    y = (rng.random((n, 1)) > np.cumsum(p, axis=1)).sum(axis=1)
+    classes = ["x", "y", "z"]
+    table = pa.table(
+        {
+            "amount": rng.normal(size=n),
+            **{f"p_{c}": p[:, k] for k, c in enumerate(classes)},
+            "label": np.array(classes)[y],
+        }
+    )
+    (tmp_path / "train").mkdir()
+    for k in range(3):
+        pq.write_table(table.slice(k * n // 3, n // 3), tmp_path / "train" / f"p{k}.parquet")
+    reference = {
+        "path": str(tmp_path / "train"),
+        "label": "label",
+        "scores": [f"p_{c}" for c in classes],
+    }
+    model = parse_config(
+        {
+            "models": [
+                {
+                    "name": "animals",
+                    "task": "multiclass",
+                    "classes": classes,
+                    "serving_logs": [str(tmp_path / "*.jsonl")],
+                    "reference": reference,
+                }
+            ]
+        }
+    ).models[0]
+    local = build_reference(model)
+    built = build_reference_from_spark(spark.read.parquet(str(tmp_path / "train")), model)
+    assert built.hash == local.hash
+    assert local.class_calibration.sum() == n
+    np.testing.assert_array_equal(built.class_calibration, local.class_calibration)
