@@ -1,9 +1,13 @@
-"""Generate the Grafana dashboards (classic JSON, schemaVersion 39) from one description.
+"""Generate the Grafana dashboards (classic JSON, schemaVersion 39) from one description,
+with the selectors, cluster label and SLO of mixin/config.yaml.
 
-    python dashboards/generate.py          # rewrite dashboards/*.json
-    python dashboards/generate.py --check  # exit 1 if the JSON files are out of date
+    python -m mixin.generate           # rewrite dashboards/*.json (and the rest of the mixin)
+    python dashboards/generate.py      # the same
+    python -m mixin.generate --check   # exit 1 if a generated file is out of date
 
-Every panel queries the `datasource` variable; rates use $__rate_interval.
+Every panel queries the `datasource` variable; rates use $__rate_interval. Every query of
+the exporter's series carries the mixin's selector and the `cluster` and `instance`
+variables; of a recording rule's, the `cluster` variable.
 """
 
 from __future__ import annotations
@@ -13,7 +17,15 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from mixin import promql  # noqa: E402
+from mixin.settings import Settings, load, percent  # noqa: E402
+
 DS = {"type": "prometheus", "uid": "${datasource}"}
+# Set by ``render``: the mixin's settings the dashboards are built for.
+SETTINGS: Settings | None = None
 
 
 def var(name: str, query: str, multi: bool = True, label: str | None = None) -> dict:
@@ -93,13 +105,14 @@ DESCRIPTIONS = {
     "second, per feature (the data-quality alerts).",
     "Window samples": "Records per version in the current window; below min_samples no "
     "statistic is exported.",
-    "Model quality": "Quality from joined ground-truth labels over the window; below the "
-    "floor in quality_thresholds MlpipeModelQualityBelowFloor fires.",
+    "Model quality": "Quality from joined ground-truth labels over the window, beside each "
+    "metric's floor (quality_thresholds): below it MlpipeModelQualityBelowFloor fires.",
     "Labels joined / s": "Labels matched to predictions, expired or evicted (MlpipeLabelsNotArriving).",
     "Distribution over time ($feature)": "The feature's histogram over time (fleet-wide, "
     "every exporter): where the mass sits and when it moved.",
     "Requests / s": "Requests per second from the serving logs.",
-    "Error ratio": "Failed requests over all (status error-like or HTTP >= 500); the SLO is 99.9 %.",
+    "Error ratio": "Failed requests over all (status error-like or HTTP >= 500), against the "
+    "availability SLO's error budget (orange) and its fast-burn page line (red).",
     "Firing mlpipe alerts": "Alerts of this bundle firing now (Prometheus' ALERTS).",
     "Collectors failing": "Collectors whose last run failed (MlpipeCollectorFailing): their "
     "metrics are missing from this scrape.",
@@ -122,14 +135,66 @@ DESCRIPTIONS = {
     "Pipeline GPU busy (SM share; 1 = one GPU)": "GPU time of each pipeline's processes, in "
     "GPUs (MlpipeAcceleratorUnderused when low while holding GPUs).",
     "Latency p50 / p99": "Median and slowest 1 % of requests per version.",
-    "Latency budget burn rate (1h, SLO 99 % under 250 ms)": "How fast slow requests spend "
-    "the latency budget: 1 spends it exactly over the SLO period; the fast-burn page is at "
-    "14.4.",
     "Seconds since last request": "Time since each model's last logged request "
     "(MlpipeServingNoTraffic).",
     "Peak requests / s (window)": "p99 of the per-bucket request rates in the window: what "
     "the replica estimate plans for.",
 }
+
+
+# Panels with a line to read against: (value, color) steps above a green base, from the
+# alert that fires there (or, for PSI, the usual effect-size lines: they do not page).
+PSI_STEPS = ((0.1, "orange"), (0.2, "red"))
+QUOTA_STEPS = ((0.9, "orange"), (1.0, "red"))  # MlpipeQuotaNearLimit; exhausted
+THRESHOLDS = {
+    "Worst feature skew by model (PSI)": PSI_STEPS,
+    "Feature skew (PSI, an effect size)": PSI_STEPS,
+    "Feature drift, window vs previous (PSI)": PSI_STEPS,
+    "Label skew (PSI)": PSI_STEPS,
+    "Dataset skew vs training (PSI)": PSI_STEPS,
+    "Dataset drift vs previous partition (PSI)": PSI_STEPS,
+    "Fleet skew (PSI), all instances merged": PSI_STEPS,
+    "Fleet verdicts (1 = drifted)": ((1.0, "red"),),
+    "Quota used": QUOTA_STEPS,
+    "Quota used / limit": QUOTA_STEPS,
+    "Share of a shared quota by pipeline": ((0.8, "orange"),),  # MlpipeQuotaHog
+    "Hours to exhaustion at current rate": ((24.0, "green"),),  # set below: red under 24 h
+    "GPU memory used": ((0.95, "red"),),  # MlpipeGpuMemoryNearFull
+    "Seconds since last request": ((600.0, "red"),),  # MlpipeServingNoTraffic
+    "Firing mlpipe alerts": ((1.0, "red"),),
+    "Collectors failing": ((1.0, "red"),),  # MlpipeCollectorFailing
+}
+
+
+def slo_thresholds(s: Settings) -> dict[str, tuple]:
+    """The SLO panels' lines, from the mixin's SLO."""
+    factors = sorted(b.factor for b in s.page)
+    burn = ((factors[0], "orange"), (factors[-1], "red"))
+    latency = ((s.latency_threshold, "red"),)
+    return {
+        "Error ratio": ((s.error_budget, "orange"), (factors[0] * s.error_budget, "red")),
+        error_burn_title(s): burn,
+        latency_burn_title(s): burn,
+        "p99 latency by model": latency,
+        "Latency p50 / p99": latency,
+    }
+
+
+def error_burn_title(s: Settings) -> str:
+    return f"Error budget burn rate ({s.page[0].long}, SLO {percent(s.availability)} %)"
+
+
+def latency_burn_title(s: Settings) -> str:
+    ms = f"{s.latency_threshold * 1000:g} ms"
+    return (
+        f"Latency budget burn rate ({s.page[0].long}, SLO {percent(s.latency_target)} % under {ms})"
+    )
+
+
+def thresholds(steps: tuple) -> dict:
+    out = [{"color": "green", "value": None}]
+    out += [{"color": color, "value": value} for value, color in steps]
+    return {"mode": "absolute", "steps": out}
 
 
 def panel(title, exprs, kind="timeseries", unit="short", w=12, h=8, legend=None, desc=""):
@@ -168,6 +233,14 @@ def panel(title, exprs, kind="timeseries", unit="short", w=12, h=8, legend=None,
         }
     if kind == "bargauge":
         p["options"] = {"orientation": "horizontal", "displayMode": "gradient"}
+    steps = {**THRESHOLDS, **slo_thresholds(SETTINGS)}.get(title)
+    if steps:
+        defaults = p["fieldConfig"]["defaults"]
+        defaults["thresholds"] = thresholds(steps)
+        if title == "Hours to exhaustion at current rate":  # fewer hours is worse
+            defaults["thresholds"]["steps"][0]["color"] = "red"
+        if kind == "timeseries":
+            defaults["custom"] = {"thresholdsStyle": {"mode": "line"}}
     return p
 
 
@@ -181,7 +254,35 @@ def row(title):
     }
 
 
+def scope_variables(s: Settings) -> list[dict]:
+    """Cluster and instance variables, before the dashboard's own."""
+    up = f"up{{{s.selector}}}"
+    out = []
+    if s.cluster_label:
+        out.append(var("cluster", f"label_values({up}, {s.cluster_label})"))
+        up = f'up{{{s.selector},{s.cluster_label}=~"$cluster"}}'
+    out.append(var("instance", f"label_values({up}, {s.instance_label})"))
+    return out
+
+
+def scoped(expr: str, s: Settings) -> str:
+    """An expression reading only the selected exporters (and cluster)."""
+    raw = [s.selector, f'{s.instance_label}=~"$instance"']
+    if s.cluster_label:
+        raw.insert(1, f'{s.cluster_label}=~"$cluster"')
+        expr = promql.select_recorded(expr, f'{s.cluster_label}=~"$cluster"')
+    return promql.select(expr, ",".join(raw))
+
+
 def dashboard(uid, title, description, variables, panels, tags=("mlpipe",)):
+    s = SETTINGS
+    variables = [*scope_variables(s), *[dict(v) for v in variables]]
+    for v in variables[len(scope_variables(s)) :]:
+        v["query"] = {**v["query"], "query": scoped(v["query"]["query"], s)}
+        v["definition"] = v["query"]["query"]
+    for p in panels:
+        for t in p.get("targets", ()):
+            t["expr"] = scoped(t["expr"], s)
     x = y = 0
     line_h = 0
     for i, p in enumerate(panels, start=1):
@@ -296,8 +397,8 @@ def overview():
             ),
             panel(
                 "Model quality",
-                f"mlpipe_model_quality{{{M}}}",
-                legend="{{model}} {{version}} {{metric}}",
+                [f"mlpipe_model_quality{{{M}}}", f"mlpipe_model_quality_threshold{{{M}}}"],
+                legend=["{{model}} {{version}} {{metric}}", "{{model}} {{metric}} floor"],
             ),
             panel(
                 "Time since last pipeline success",
@@ -318,6 +419,8 @@ def overview():
 
 
 def serving():
+    burn = SETTINGS.page[0].long
+    pages = f"{max(b.factor for b in SETTINGS.page):g}"
     return dashboard(
         "mlpipe-serving",
         "mlpipe / Serving",
@@ -346,15 +449,17 @@ def serving():
                 legend=["p50 {{model}} {{version}}", "p99 {{model}} {{version}}"],
             ),
             panel(
-                "Error budget burn rate (1h, SLO 99.9 %)",
-                f"model:mlpipe_serving_errors:ratio_rate1h{{{M}}} / 0.001",
+                error_burn_title(SETTINGS),
+                f"model:mlpipe_serving_errors:ratio_rate{burn}{{{M}}} / {SETTINGS.error_budget:g}",
                 legend="{{model}}",
-                desc="1 = spending the budget exactly over the month; 14.4 pages.",
+                desc=f"1 = spending the budget exactly over the SLO period; {pages} pages.",
             ),
             panel(
-                "Latency budget burn rate (1h, SLO 99 % under 250 ms)",
-                f"model:mlpipe_serving_slow:ratio_rate1h{{{M}}} / 0.01",
+                latency_burn_title(SETTINGS),
+                f"model:mlpipe_serving_slow:ratio_rate{burn}{{{M}}} / {SETTINGS.slow_budget:g}",
                 legend="{{model}}",
+                desc="How fast slow requests spend the latency budget: 1 spends it exactly "
+                f"over the SLO period; the fast-burn page is at {pages}.",
             ),
             panel(
                 "Seconds since last request",
@@ -520,7 +625,11 @@ def drift():
             panel(
                 "Window samples", f"mlpipe_window_samples{{{M}}}", legend="{{model}} {{version}}"
             ),
-            panel("Model quality", f"mlpipe_model_quality{{{M}}}", legend="{{version}} {{metric}}"),
+            panel(
+                "Model quality",
+                [f"mlpipe_model_quality{{{M}}}", f"mlpipe_model_quality_threshold{{{M}}}"],
+                legend=["{{version}} {{metric}}", "{{metric}} floor"],
+            ),
             panel(
                 "Model quality: estimated before labels, and realized",
                 [
@@ -736,29 +845,17 @@ DASHBOARDS = {
 }
 
 
-def render() -> dict[str, str]:
-    return {name: json.dumps(fn(), indent=2) + "\n" for name, fn in DASHBOARDS.items()}
-
-
-def main() -> int:
-    stale = []
-    for name, text in render().items():
-        path = os.path.join(HERE, name)
-        current = None
-        if os.path.exists(path):
-            with open(path) as fh:
-                current = fh.read()
-        if "--check" in sys.argv:
-            if current != text:
-                stale.append(name)
-        elif current != text:
-            with open(path, "w") as fh:
-                fh.write(text)
-    if stale:
-        print("out of date, run python dashboards/generate.py:", ", ".join(stale))
-        return 1
-    return 0
+def render(settings: Settings | None = None) -> dict[str, str]:
+    """Path -> JSON text of every dashboard, for the mixin's settings."""
+    global SETTINGS
+    SETTINGS = settings or load()
+    return {
+        os.path.join(HERE, name): json.dumps(fn(), indent=2) + "\n"
+        for name, fn in DASHBOARDS.items()
+    }
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mixin.generate import main
+
+    sys.exit(main(sys.argv[1:]))

@@ -18,13 +18,20 @@ import sys
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from mixin import promql  # noqa: E402
+from mixin.settings import load  # noqa: E402
+
 OUT = os.path.join(ROOT, "alert_rules", "fleet.yaml")
 WINDOW = "1h"
 INTERVAL = "1m"
 # What depends on the references alone is recomputed this often: under Prometheus' 5 min
 # lookback, so its records never go stale between two evaluations.
 REFERENCE_INTERVAL = "4m"
+# The exporter's selector and the cluster label (mixin/config.yaml), set by ``rules_file``.
 JOB = 'job="mlpipe-exporter"'
+CLUSTER = ""
 # PSI floors shares here, as the exporter does (exporter/stats/drift.py PSI_EPSILON).
 PSI_EPSILON = "1e-4"
 # JS: 0 · ln 0 is taken as 0; PromQL would give NaN, so shares are floored far below
@@ -45,7 +52,7 @@ HEADER = """\
 
 
 def rule(record: str, expr: str, **labels: str) -> dict:
-    out = {"record": record, "expr": expr.strip() + "\n"}
+    out = {"record": record, "expr": promql.keep_label(expr.strip(), CLUSTER) + "\n"}
     if labels:
         out["labels"] = labels
     return out
@@ -344,7 +351,10 @@ def prediction_rules(window: str) -> list[dict]:
     ]
 
 
-def rules_file(window: str, interval: str, reference_interval: str) -> str:
+def rules_file(window: str, interval: str, reference_interval: str, settings=None) -> str:
+    global JOB, CLUSTER
+    settings = settings or load()
+    JOB, CLUSTER = settings.selector, settings.cluster_label
     doc = {
         "groups": [
             {

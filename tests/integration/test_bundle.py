@@ -2,12 +2,15 @@
 Alertmanager with the shipped config -> a local webhook standing in for PagerDuty.
 
 The rule files are the shipped ones with one change: every `for:` is shortened to 5s, so
-that the test runs in about a minute instead of the rules' production waiting times.
+that the test runs in about a minute instead of the rules' production waiting times. The
+demo runs healthy for FAULT_AFTER seconds, then its fault starts (the canary fails and
+slows, amount and country shift): nothing may page before it, one incident after.
 """
 
 import glob
 import os
 import re
+import time
 
 import pytest
 import requests
@@ -30,20 +33,24 @@ def fast_rules(tmp) -> list[str]:
     return out
 
 
+FAULT_AFTER = 30.0
+
+
 @pytest.fixture
 def demo_data(tmp_path):
     directory = str(tmp_path / "demo")
     config_path = demo.write_config(directory, window="2m", bucket="5s")
-    writer = demo.DemoWriter(directory, rate=100.0, drift_after=0.0, tick=0.25)
+    writer = demo.DemoWriter(directory, rate=100.0, drift_after=FAULT_AFTER, tick=0.25)
     writer.start()
-    yield config_path
+    yield config_path, writer.started + FAULT_AFTER
     writer.stop()
 
 
-def test_drift_and_bad_canary_page_through_alertmanager(
+def test_no_page_before_the_fault_then_one_incident_naming_model_version_and_features(
     tmp_path, demo_data, start_exporter, start_prometheus, start_alertmanager, webhook
 ):
-    config = yaml.safe_load(open(demo_data))
+    config_path, fault_at = demo_data
+    config = yaml.safe_load(open(config_path))
     exporter = start_exporter(config, "--stats.interval=1s")
     am = start_alertmanager(shipped_alertmanager_config(str(tmp_path), webhook))
     prom = start_prometheus(
@@ -54,6 +61,25 @@ def test_drift_and_bad_canary_page_through_alertmanager(
 
     def firing(alertname):
         return prom.query(f'ALERTS{{alertname="{alertname}",alertstate="firing"}}')
+
+    def pages():
+        return [
+            p for p in webhook.received.get("/pagerduty", []) if p.get("event_action") == "trigger"
+        ]
+
+    # The demo's healthy baseline: no critical alert firing, no page, until its fault (from
+    # the first scrape: before it, `absent(up)` is true for a moment, pending for 10 min).
+    wait_for(lambda: prom.query("up == 1"), timeout=30, what="the first scrape")
+    while time.time() < fault_at - 1:
+        alerts = requests.get(f"{prom.url}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+        early = [
+            a["labels"]
+            for a in alerts
+            if a["labels"].get("severity") == "critical" and a["state"] == "firing"
+        ]
+        assert not early, f"a page before the fault: {early}"
+        assert not pages(), pages()
+        time.sleep(2)
 
     canary = wait_for(lambda: firing("MlpipeCanaryUnhealthy"), timeout=90, what="bad canary")
     # One alert for the canary, however many of its checks fail (the demo's fails them all).
@@ -80,11 +106,7 @@ def test_drift_and_bad_canary_page_through_alertmanager(
         if a["labels"]["alertname"] == "MlpipeModelSkew" and a["state"] == "firing"
     )
     assert "amount (p=" in description or "country (p=" in description, description
-
-    def pages():
-        return [
-            p for p in webhook.received.get("/pagerduty", []) if p.get("event_action") == "trigger"
-        ]
+    assert "age (p=" not in description, description
 
     def canary_pages():
         return [
@@ -109,8 +131,25 @@ def test_drift_and_bad_canary_page_through_alertmanager(
     assert all(
         a["annotations"]["runbook_url"].endswith(f"{a['labels']['alertname']}.md") for a in alerts
     )
-    # Nothing about the healthy model pages.
+    # Nothing about the healthy model pages; the bad canary's model is one incident (the
+    # PagerDuty dedup key is Alertmanager's group), however many of its alerts joined it.
     assert not [p for p in pages() if p["payload"]["custom_details"]["model"] == "ranker"]
+    assert len({p["dedup_key"] for p in pages()}) == 1, [p["payload"] for p in pages()]
+
+    # The drift ticket names the shifted features (amount, country), never the unshifted one.
+    def skew_tickets():
+        return [
+            a
+            for t in webhook.received.get("/tickets", [])
+            for a in t["alerts"]
+            if a["labels"]["alertname"] in ("MlpipeModelSkew", "MlpipeModelDrift")
+        ]
+
+    for a in wait_for(skew_tickets, timeout=60, what="the drift ticket"):
+        assert a["labels"]["model"] == "fraud"
+        text = a["annotations"]["description"]
+        assert "amount (p=" in text or "country (p=" in text, text
+        assert "age (p=" not in text, text
     assert exporter.proc.poll() is None
 
     # The rollout gates (Argo Rollouts, Flagger) on the same data: they parse, answer, and

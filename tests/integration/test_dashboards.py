@@ -54,13 +54,17 @@ def test_dashboards_lint():
         uids.append(dash["uid"])
         assert dash["schemaVersion"] >= 39
         names = [v["name"] for v in dash["templating"]["list"]]
-        assert names[0] == "datasource"
+        # Which cluster and which exporter first: every query follows them.
+        assert names[:3] == ["datasource", "cluster", "instance"], path
         ids = [p["id"] for p in dash["panels"]]
         assert len(ids) == len(set(ids)), path
         for p in panels(dash):
             assert p["datasource"]["uid"] == "${datasource}", (path, p["title"])
             assert p["description"], (path, p["title"])  # what it shows, for the on-call
             assert p["targets"], (path, p["title"])
+            # A line to read against wherever an alert (or PSI's usual lines) draws one.
+            steps = p["fieldConfig"]["defaults"].get("thresholds", {}).get("steps")
+            assert bool(steps) == (p["title"] in WITH_THRESHOLDS), (path, p["title"])
             for t in p["targets"]:
                 assert t["datasource"]["uid"] == "${datasource}"
                 # Range or instant, never both (Grafana would answer with two frames); a
@@ -80,6 +84,32 @@ def test_dashboards_lint():
                     base = re.sub(r"_(bucket|count|sum)$", "", metric)
                     assert f"`{base}`" in documented or f"`{metric}`" in documented, metric
     assert len(uids) == len(set(uids))
+
+
+# Panels with thresholds: each value follows an alert (or PSI's effect-size lines).
+WITH_THRESHOLDS = {
+    "Worst feature skew by model (PSI)",
+    "Feature skew (PSI, an effect size)",
+    "Feature drift, window vs previous (PSI)",
+    "Label skew (PSI)",
+    "Dataset skew vs training (PSI)",
+    "Dataset drift vs previous partition (PSI)",
+    "Fleet skew (PSI), all instances merged",
+    "Fleet verdicts (1 = drifted)",
+    "Quota used",
+    "Quota used / limit",
+    "Share of a shared quota by pipeline",
+    "Hours to exhaustion at current rate",
+    "GPU memory used",
+    "Seconds since last request",
+    "Firing mlpipe alerts",
+    "Collectors failing",
+    "Error ratio",
+    "Error budget burn rate (1h, SLO 99.9 %)",
+    "Latency budget burn rate (1h, SLO 99 % under 250 ms)",
+    "p99 latency by model",
+    "Latency p50 / p99",
+}
 
 
 def substitute(expr: str) -> str:

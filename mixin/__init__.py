@@ -1,0 +1,1 @@
+"""The monitoring mixin: rules, dashboards and the PrometheusRule from mixin/config.yaml."""
