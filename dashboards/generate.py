@@ -560,7 +560,7 @@ def drift():
         "mlpipe-drift",
         "mlpipe / Skew, drift and data quality",
         "Training-serving skew, window drift and the data quality of every feature.",
-        [MODEL, FEATURE],
+        [MODEL, VERSION, FEATURE],
         [
             panel(
                 "Drifted columns per model",
@@ -612,7 +612,7 @@ def drift():
             ),
             panel(
                 "Prediction skew by version (JS)",
-                f'mlpipe_prediction_skew{{{M},method="js"}}',
+                f'mlpipe_prediction_skew{{{MV},method="js"}}',
                 legend="{{model}} {{version}}",
             ),
             panel("Label skew (PSI)", f'mlpipe_label_skew{{{M},method="psi"}}', legend="{{model}}"),
@@ -623,7 +623,7 @@ def drift():
                 legend="{{feature}} {{status}}",
             ),
             panel(
-                "Window samples", f"mlpipe_window_samples{{{M}}}", legend="{{model}} {{version}}"
+                "Window samples", f"mlpipe_window_samples{{{MV}}}", legend="{{model}} {{version}}"
             ),
             panel(
                 "Model quality",
@@ -800,35 +800,35 @@ def canary():
         "mlpipe-canary",
         "mlpipe / Canary vs stable",
         "Each version against the stable one on the same traffic.",
-        [MODEL],
+        [MODEL, VERSION],
         [
             panel(
                 "Traffic share by version",
-                f"sum by (model, version) (rate(mlpipe_serving_requests_total{{{M}}}[{RI}])) / on (model) group_left sum by (model) (rate(mlpipe_serving_requests_total{{{M}}}[{RI}]))",
+                f"sum by (model, version) (rate(mlpipe_serving_requests_total{{{MV}}}[{RI}])) / on (model) group_left sum by (model) (rate(mlpipe_serving_requests_total{{{M}}}[{RI}]))",
                 unit="percentunit",
                 legend="{{model}} {{version}}",
             ),
             panel("Stable version", f"{stable}{{{M}}}", "table", legend="{{model}} {{version}}"),
             panel(
                 "Error ratio by version",
-                f'sum by (model, version) (rate(mlpipe_serving_requests_total{{{M},outcome="error"}}[{RI}])) / sum by (model, version) (rate(mlpipe_serving_requests_total{{{M}}}[{RI}]))',
+                f'sum by (model, version) (rate(mlpipe_serving_requests_total{{{MV},outcome="error"}}[{RI}])) / sum by (model, version) (rate(mlpipe_serving_requests_total{{{MV}}}[{RI}]))',
                 unit="percentunit",
                 legend="{{model}} {{version}}",
             ),
             panel(
                 "p99 latency by version",
-                f"histogram_quantile(0.99, sum by (model, version, le) (rate(mlpipe_serving_request_duration_seconds_bucket{{{M}}}[{RI}])))",
+                f"histogram_quantile(0.99, sum by (model, version, le) (rate(mlpipe_serving_request_duration_seconds_bucket{{{MV}}}[{RI}])))",
                 unit="s",
                 legend="{{model}} {{version}}",
             ),
             panel(
                 "Prediction divergence from stable",
-                f"mlpipe_prediction_version_divergence{{{M}}}",
+                f"mlpipe_prediction_version_divergence{{{MV}}}",
                 legend="{{model}} {{version}} {{method}}",
             ),
             panel(
                 "Quality by version",
-                f"mlpipe_model_quality{{{M}}}",
+                f"mlpipe_model_quality{{{MV}}}",
                 legend="{{version}} {{metric}}",
             ),
         ],

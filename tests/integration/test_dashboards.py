@@ -162,3 +162,18 @@ def test_every_panel_returns_data(tmp_path, full_demo, start_exporter, start_pro
     except AssertionError:
         pytest.fail("panels without data:\n" + "\n".join(f"{d}: {t}: {e}" for d, t, e in missing()))
     assert gpu_up is not None
+
+
+def test_runbooks_name_only_panels_that_exist():
+    """A runbook that sends the on-call to a panel ("... dashboard: "Title", ...") names
+    one the dashboards have."""
+    titles = {p["title"] for path in DASHBOARDS for p in panels(json.load(open(path)))}
+    named = 0
+    for path in glob.glob(os.path.join(ROOT, "docs", "runbooks", "*.md")):
+        text = " ".join(open(path).read().split())  # titles may wrap across lines
+        text = re.sub(r"`[^`]*`", "", text)  # code (queries) is not a panel's name
+        for sentence in re.findall(r"dashboard:[^.;]*", text):
+            for title in re.findall(r'"([^"]+)"', sentence):
+                named += 1
+                assert title in titles, (os.path.basename(path), title)
+    assert named >= 3
