@@ -11,8 +11,8 @@ and exporters with the same reference merge by addition.
 
 Memory per time bucket: version slots × classes × (8 × bins + 24 + 16 × classes) bytes
 (rows int32, expected float32, sums and moments float64); 6 slots, 3 classes, 101 bins:
-15 KB, so 1.8 MB for a 1 h / 1 min window (the ring keeps two windows), 8.9 MB for
-24 h / 5 min. Allocated only
+15 KB, so 1.8 MB for a 1 h / 1 min window (the ring keeps two windows) and for 24 h /
+5 min (held in 30 min buckets, windows.MAX_PROFILE_BUCKETS). Allocated only
 once a row with scores arrives.
 """
 
@@ -43,6 +43,7 @@ class ClassScoreWindow:
                 "sums": ((n_slots, k, len(estimate.CLASS_SUMS)), np.float64),
                 "moments": ((n_slots, 2, k, k), np.float64),
             },
+            profile=True,
         )
         self.n_slots = n_slots
 

@@ -43,7 +43,7 @@ class FeatureWindow:
             # float32 halves the biggest array; W1 from these sums loses ~1e-7 relative.
             shapes["num_sums"] = ((len(numeric), specs.numeric_width), np.float32)
             shapes["cat"] = ((len(categorical), specs.categorical_width), np.int64)
-        self.ring = BucketRing(clock, shapes)
+        self.ring = BucketRing(clock, shapes, profile=True)
         # Since start, what the windows counted: the distribution counters (Fleet).
         width = specs.numeric_width if specs is not None else 0
         self.total_num = np.zeros((len(numeric), width), np.int64)

@@ -20,7 +20,7 @@ class PredictionWindow:
         shapes = {"pred": ((n_slots, spec.bins), np.int64)}
         if isinstance(spec, NumericSpec):
             shapes["pred_sums"] = ((n_slots, spec.bins), np.float32)
-        self.ring = BucketRing(clock, shapes)
+        self.ring = BucketRing(clock, shapes, profile=True)
         # Since start, per version slot: bin counts and the value sum (Fleet's counters).
         self.total = np.zeros((n_slots, spec.bins), np.int64)
         self.total_sum = np.zeros(n_slots)

@@ -15,6 +15,22 @@ from __future__ import annotations
 
 import numpy as np
 
+# Profiles (features, predictions, outcomes) keep at most this many buckets per window: a
+# longer window is held in coarser buckets, a whole number of the configured ones. At 24 h
+# / 5 min that is 48 buckets of 30 min instead of 288 (6x less memory); the window then
+# drops its oldest 30 min at once, so it spans 23.5 to 24 h (docs/scaling.md). New data
+# counts at once either way: only expiry is coarser.
+MAX_PROFILE_BUCKETS = 60
+
+
+def coarse_group(per_window: int, max_buckets: int) -> int:
+    """The smallest whole number of buckets that, as one, leaves at most ``max_buckets``
+    per window (a divisor of ``per_window``: windows stay whole)."""
+    for group in range(1, per_window + 1):
+        if per_window % group == 0 and per_window // group <= max_buckets:
+            return group
+    return per_window
+
 
 class BucketClock:
     """Which bucket a timestamp falls in, and which buckets make up a window."""
@@ -45,7 +61,15 @@ class BucketClock:
 
 
 class BucketRing:
-    def __init__(self, clock: BucketClock, shapes: dict[str, tuple]):
+    def __init__(self, clock: BucketClock, shapes: dict[str, tuple], profile: bool = False):
+        """``profile``: a profile's ring, held in at most MAX_PROFILE_BUCKETS buckets per
+        window, each a whole number (``group``) of ``clock``'s; ``add`` still takes
+        ``clock``'s bucket ids."""
+        self.group = coarse_group(clock.per_window, MAX_PROFILE_BUCKETS) if profile else 1
+        if self.group > 1:
+            clock = BucketClock(
+                clock.bucket_seconds * self.group, clock.bucket_seconds * clock.per_window
+            )
         self.clock = clock
         self.bucket_seconds = clock.bucket_seconds
         self.per_window = clock.per_window
@@ -83,8 +107,9 @@ class BucketRing:
         return i
 
     def add(self, bucket_id: int, name: str, values: np.ndarray) -> None:
+        """Add into the bucket of the caller's clock's ``bucket_id``."""
         arr = self._array(name)
-        arr[self.slot(bucket_id)] += values.astype(arr.dtype)
+        arr[self.slot(int(bucket_id) // self.group)] += values.astype(arr.dtype)
 
     def _mask(self, now: float, back: int) -> np.ndarray:
         current = self.clock.current(now) - back * self.per_window
