@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from exporter.state.profiles import ColumnSpecs, NumericSpec, Profile
-from exporter.stats import drift, verdict
+from exporter.stats import batch, drift, verdict
 
 
 def column_scores(spec, base, current, minimum: int) -> dict[str, float]:
@@ -43,11 +45,18 @@ def numeric_counts(profile: Profile, j: int, spec: NumericSpec) -> drift.Numeric
     return drift.NumericCounts(profile.numeric[j, : spec.bins], profile.sums[j, : spec.bins])
 
 
-def _columns(specs: ColumnSpecs, base: Profile, current: Profile):
-    """(spec, base counts, current counts) of every column of ``specs``."""
+def _columns(specs: ColumnSpecs, base: Profile, current: Profile, skip=()):
+    """(spec, base counts, current counts) of every column of ``specs`` (of a column named
+    in ``skip``: (spec, None, None))."""
     for j, spec in enumerate(specs.numeric):
+        if spec.name in skip:
+            yield spec, None, None
+            continue
         yield spec, numeric_counts(base, j, spec), numeric_counts(current, j, spec)
     for j, spec in enumerate(specs.categorical):
+        if spec.name in skip:
+            yield spec, None, None
+            continue
         yield spec, base.categorical[j, : spec.bins], current.categorical[j, : spec.bins]
 
 
@@ -64,12 +73,78 @@ def profile_compare(
     specs: ColumnSpecs, base: Profile, current: Profile, minimum: int, *, reference: bool
 ) -> tuple[dict, dict]:
     """({(column, method): value}, {column: (p-value, effect)}) for every column of
-    ``specs`` with enough values (see ``column_compare``)."""
+    ``specs`` with enough values (see ``column_compare``). Numeric columns on the full
+    number of bins are computed together (stats/batch.py), the rest one by one."""
+    together = _numeric_together(specs, base, current, minimum)
+    together |= _categorical_together(specs, base, current, minimum, reference)
     scores, tests = {}, {}
-    for spec, b, c in _columns(specs, base, current):
-        column, test = column_compare(spec, b, c, minimum, reference=reference)
+    for spec, b, c in _columns(specs, base, current, skip=together):
+        if spec.name in together:
+            column, test = together[spec.name]
+        else:
+            column, test = column_compare(spec, b, c, minimum, reference=reference)
         for method, value in column.items():
             scores[(spec.name, method)] = value
         if test is not None:
             tests[spec.name] = test
     return scores, tests
+
+
+def _numeric_together(specs: ColumnSpecs, base: Profile, current: Profile, minimum: int):
+    """{column: (scores, test)} of the numeric columns on ``numeric_width`` bins that share
+    the most common number of decile bins (a column short of ``minimum`` values: ({}, None),
+    as ``column_compare``)."""
+    width = specs.numeric_width
+    full = [j for j, s in enumerate(specs.numeric) if s.bins == width]
+    if len(full) < 2:
+        return {}
+    coarse = [specs.numeric[j].psi_bins for j in full]
+    n_groups = max(set(coarse), key=coarse.count)
+    rows = np.array([j for j, g in zip(full, coarse, strict=True) if g == n_groups])
+    ref_counts, cur_counts = base.numeric[rows, :width], current.numeric[rows, :width]
+    enough = (ref_counts.sum(axis=1) >= minimum) & (cur_counts.sum(axis=1) >= minimum)
+    out = {specs.numeric[j].name: ({}, None) for j in rows[~enough]}
+    rows, ref_counts, cur_counts = rows[enough], ref_counts[enough], cur_counts[enough]
+    if not len(rows):
+        return out
+    chosen = [specs.numeric[j] for j in rows]
+    found, pvalues, effects = batch.numeric_compare(
+        np.stack([s.edges for s in chosen]),
+        np.stack([s.groups for s in chosen]),
+        n_groups,
+        np.array([s.scale for s in chosen]),
+        ref_counts,
+        base.sums[rows, :width],
+        cur_counts,
+        current.sums[rows, :width],
+    )
+    for k, spec in enumerate(chosen):
+        column = {method: float(values[k]) for method, values in found.items()}
+        out[spec.name] = (column, (float(pvalues[k]), float(effects[k])))
+    return out
+
+
+def _categorical_together(
+    specs: ColumnSpecs, base: Profile, current: Profile, minimum: int, reference: bool
+):
+    """{column: (scores, test)} of the categorical columns: the distances computed together
+    (stats/batch.py; bins past a column's own are empty on both sides), the test one by
+    one (``verdict.categorical_pvalue``)."""
+    cats = specs.categorical
+    if len(cats) < 2:
+        return {}
+    ref, cur = base.categorical[:, : specs.categorical_width], current.categorical
+    cur = cur[:, : specs.categorical_width]
+    enough = (ref.sum(axis=1) >= minimum) & (cur.sum(axis=1) >= minimum)
+    out = {s.name: ({}, None) for s, ok in zip(cats, enough, strict=True) if not ok}
+    rows = np.flatnonzero(enough)
+    if not len(rows):
+        return out
+    found = batch.categorical_scores(ref[rows], cur[rows])
+    for k, j in enumerate(rows):
+        spec = cats[j]
+        column = {method: float(values[k]) for method, values in found.items()}
+        b, c = ref[j, : spec.bins], cur[j, : spec.bins]
+        share = spec.new_value_share if reference else None
+        out[spec.name] = (column, verdict.categorical_pvalue(b, c, share))
+    return out

@@ -65,18 +65,23 @@ def pooled_chi2(reference: np.ndarray, current: np.ndarray, keep_apart: int | No
         return 0.0, 0, 1.0
     totals = ref + cur
     present = totals > 0
-    expected_small = totals * min(n_ref, n_cur) / (n_ref + n_cur)
+    small = min(n_ref, n_cur) / (n_ref + n_cur)
+    expected_small = totals * small
     sparse = present & (expected_small < MIN_EXPECTED)
     dense = present & ~sparse
     cols_ref = list(ref[dense])
     cols_cur = list(cur[dense])
     if sparse.any():
         pool_ref, pool_cur = ref[sparse].sum(), cur[sparse].sum()
-        pool_expected = expected_small[sparse].sum()
+        # The pool's total times the share (counts add exactly; per-column products would
+        # round differently with the order of the sum).
+        pool_expected = totals[sparse].sum() * small
         if pool_expected < MIN_EXPECTED and cols_ref:
             # Still sparse: fold it into the smallest dense column (not the unseen one).
             dense_idx = np.flatnonzero(dense)
-            order = [i for i in np.argsort(totals[dense]) if dense_idx[i] != keep_apart]
+            # The smallest, the first of equals (a stable sort: batch.py picks the same).
+            by_total = np.argsort(totals[dense], kind="stable")
+            order = [i for i in by_total if dense_idx[i] != keep_apart]
             i = order[0] if order else int(np.argmin(totals[dense]))
             cols_ref[i] += pool_ref
             cols_cur[i] += pool_cur
