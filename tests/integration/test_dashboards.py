@@ -120,7 +120,8 @@ def substitute(expr: str) -> str:
 @pytest.fixture
 def full_demo(tmp_path):
     directory = str(tmp_path / "demo")
-    config_path = demo.write_config(directory, window="2m", bucket="5s")
+    # One-minute windows: the window-vs-previous panels have data after two minutes.
+    config_path = demo.write_config(directory, window="1m", bucket="5s")
     writer = demo.DemoWriter(directory, rate=60.0, drift_after=0.0, tick=0.25)
     pipelines = demo.DemoPipelines(directory, day=5.0, drift_after=0.0)
     writer.start()
