@@ -127,9 +127,8 @@ def _numeric_together(specs: ColumnSpecs, base: Profile, current: Profile, minim
 def _categorical_together(
     specs: ColumnSpecs, base: Profile, current: Profile, minimum: int, reference: bool
 ):
-    """{column: (scores, test)} of the categorical columns: the distances computed together
-    (stats/batch.py; bins past a column's own are empty on both sides), the test one by
-    one (``verdict.categorical_pvalue``)."""
+    """{column: (scores, test)} of the categorical columns, computed together
+    (stats/batch.py; bins past a column's own are empty on both sides)."""
     cats = specs.categorical
     if len(cats) < 2:
         return {}
@@ -141,10 +140,10 @@ def _categorical_together(
     if not len(rows):
         return out
     found = batch.categorical_scores(ref[rows], cur[rows])
+    share = np.array([cats[j].new_value_share for j in rows]) if reference else None
+    bins = np.array([cats[j].bins for j in rows])
+    pvalues, effects = batch.categorical_pvalue(ref[rows], cur[rows], bins, share)
     for k, j in enumerate(rows):
-        spec = cats[j]
         column = {method: float(values[k]) for method, values in found.items()}
-        b, c = ref[j, : spec.bins], cur[j, : spec.bins]
-        share = spec.new_value_share if reference else None
-        out[spec.name] = (column, verdict.categorical_pvalue(b, c, share))
+        out[cats[j].name] = (column, (float(pvalues[k]), float(effects[k])))
     return out

@@ -8,7 +8,7 @@ column, ~350 µs each; at 100 models × 100 features that was seconds per pass.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import chdtrc, kolmogorov, rel_entr
+from scipy.special import bdtrc, chdtrc, kolmogorov, rel_entr
 
 from exporter.stats.drift import PSI_EPSILON
 from exporter.stats.verdict import MIN_EXPECTED
@@ -77,8 +77,11 @@ def ks_pvalue(statistic: np.ndarray, n: np.ndarray, m: np.ndarray) -> np.ndarray
     return np.where(en > 0, np.minimum(1.0, p), 1.0)
 
 
-def pooled_chi2_pvalue(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
-    """verdict.pooled_chi2's p-value per row (no column kept apart)."""
+def pooled_chi2_pvalue(
+    reference: np.ndarray, current: np.ndarray, keep_apart: np.ndarray | None = None
+) -> np.ndarray:
+    """verdict.pooled_chi2's p-value per row; ``keep_apart``: per row, the column index a
+    sparse pool is not folded into while another dense column can take it."""
     ref, cur = reference.astype(float), current.astype(float)
     rows = np.arange(len(ref))
     n_ref, n_cur = ref.sum(axis=1), cur.sum(axis=1)
@@ -94,8 +97,14 @@ def pooled_chi2_pvalue(reference: np.ndarray, current: np.ndarray) -> np.ndarray
     pool_expected = np.where(sparse, totals, 0).sum(axis=1) * small
     has_sparse, has_dense = sparse.any(axis=1), dense.any(axis=1)
     fold = has_sparse & (pool_expected < MIN_EXPECTED) & has_dense
-    # Folded: into the dense column with the smallest total (the first of equals).
+    # Folded: into the dense column with the smallest total (the first of equals), not the
+    # kept-apart one unless it is the only one.
     target = np.argmin(np.where(dense, totals, np.inf), axis=1)
+    if keep_apart is not None:
+        others = dense & (np.arange(dense.shape[1]) != keep_apart[:, None])
+        target = np.where(
+            others.any(axis=1), np.argmin(np.where(others, totals, np.inf), axis=1), target
+        )
     t_ref = np.where(dense, ref, 0.0)
     t_cur = np.where(dense, cur, 0.0)
     t_ref[rows, target] += np.where(fold, pool_ref, 0.0)
@@ -166,3 +175,39 @@ def categorical_scores(reference: np.ndarray, current: np.ndarray) -> dict[str, 
         "linf": linf(reference, current),
         "chi2_pvalue": chi2_pvalue(reference, current),
     }
+
+
+def categorical_pvalue(
+    reference: np.ndarray, current: np.ndarray, bins: np.ndarray, share: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """verdict.categorical_pvalue per row: (p-values, total variation distances). Row j's
+    own bins are its first ``bins[j]`` columns (top K, then __other__, __unseen__), the rest
+    empty; ``share``: per row the reference's new-value share, None between windows."""
+    rows = np.arange(len(reference))
+    ref, cur = reference.astype(float), current.astype(float)
+    tv = 0.5 * np.abs(_shares(ref) - _shares(cur)).sum(axis=1)
+    unseen_col = bins - 1
+    if share is None:
+        return pooled_chi2_pvalue(ref, cur, keep_apart=unseen_col), tv
+    k = bins - 2
+    top = np.arange(ref.shape[1]) < k[:, None]
+    other_ref = ref[rows, bins - 2]
+    rest_ref = other_ref + ref[rows, unseen_col]
+    rest_cur = cur[rows, bins - 2] + cur[rows, unseen_col]
+    # The winner's curse (see verdict.categorical_pvalue): near-cutoff categories join the
+    # rest when the reference has an __other__.
+    cutoff = np.where(top, ref, np.inf).min(axis=1)
+    with np.errstate(invalid="ignore"):
+        limit = cutoff + 3 * np.sqrt(cutoff)
+    near = top & ((other_ref > 0) & (k > 0))[:, None] & (ref < limit[:, None])
+    rest_ref = rest_ref + np.where(near, ref, 0).sum(axis=1)
+    rest_cur = rest_cur + np.where(near, cur, 0).sum(axis=1)
+    keep = top & ~near
+    known_ref = np.column_stack([np.where(keep, ref, 0), rest_ref])
+    known_cur = np.column_stack([np.where(keep, cur, 0), rest_cur])
+    p_known = pooled_chi2_pvalue(known_ref, known_cur)
+    n, unseen = cur.sum(axis=1), cur[rows, unseen_col]
+    floor = np.maximum(share, 1.0 / (ref.sum(axis=1) + 1))
+    k_unseen = np.maximum(unseen - 1, 0).astype(np.int64)
+    p_unseen = np.where(unseen > 0, bdtrc(k_unseen, n.astype(np.int64), floor), 1.0)
+    return np.minimum(1.0, 2 * np.minimum(p_known, p_unseen)), tv
