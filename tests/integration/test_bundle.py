@@ -1,10 +1,11 @@
 """The bundle end to end: demo data -> exporter -> Prometheus with the shipped rules ->
 Alertmanager with the shipped config -> a local webhook standing in for PagerDuty.
 
-The rule files are the shipped ones with one change: every `for:` is shortened to 5s, so
-that the test runs in about a minute instead of the rules' production waiting times. The
-demo runs healthy for FAULT_AFTER seconds, then its fault starts (the canary fails and
-slows, amount and country shift): nothing may page before it, one incident after.
+The rule files are the shipped ones with one change: every `for:` is shortened to 5s (but
+KEEP_FOR's), so that the test runs in about a minute instead of the rules' production
+waiting times. The demo runs healthy for FAULT_AFTER seconds, then its fault starts (the
+canary fails and slows, amount and country shift): nothing may page before it, one
+incident after.
 """
 
 import glob
@@ -21,11 +22,22 @@ from tests.helpers import wait_for
 from tests.integration.conftest import ROOT, shipped_alertmanager_config
 from tests.integration.test_deploy import gate_queries
 
+# Alerts whose `for:` is not shortened: `absent(up)` holds from Prometheus' start until its
+# first scrape of the target; 5 s would page for that, 10 minutes (as shipped) never does.
+KEEP_FOR = {"MlpipeExporterAbsent"}
+
 
 def fast_rules(tmp) -> list[str]:
     out = []
     for path in sorted(glob.glob(os.path.join(ROOT, "alert_rules", "*.yaml"))):
-        text = re.sub(r"^(\s+for:) .*$", r"\1 5s", open(path).read(), flags=re.M)
+        lines, alert = [], None
+        for line in open(path).read().splitlines(keepends=True):
+            if m := re.match(r"\s*- (?:alert|record): (\w+)", line):
+                alert = m.group(1)
+            if alert not in KEEP_FOR:
+                line = re.sub(r"^(\s+for:) .*$", r"\1 5s", line)
+            lines.append(line)
+        text = "".join(lines)
         dest = os.path.join(tmp, os.path.basename(path))
         with open(dest, "w") as fh:
             fh.write(text)
@@ -67,8 +79,8 @@ def test_no_page_before_the_fault_then_one_incident_naming_model_version_and_fea
             p for p in webhook.received.get("/pagerduty", []) if p.get("event_action") == "trigger"
         ]
 
-    # The demo's healthy baseline: no critical alert firing, no page, until its fault (from
-    # the first scrape: before it, `absent(up)` is true for a moment, pending for 10 min).
+    # The demo's healthy baseline: no critical alert firing, no page, until its fault
+    # (counted from the first scrape, when the exporter's metrics exist).
     wait_for(lambda: prom.query("up == 1"), timeout=30, what="the first scrape")
     while time.time() < fault_at - 1:
         alerts = requests.get(f"{prom.url}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
