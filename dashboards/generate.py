@@ -276,10 +276,11 @@ def scoped(expr: str, s: Settings) -> str:
 
 def dashboard(uid, title, description, variables, panels, tags=("mlpipe",)):
     s = SETTINGS
-    variables = [*scope_variables(s), *[dict(v) for v in variables]]
-    for v in variables[len(scope_variables(s)) :]:
+    own = [dict(v) for v in variables]
+    for v in own:
         v["query"] = {**v["query"], "query": scoped(v["query"]["query"], s)}
         v["definition"] = v["query"]["query"]
+    variables = [*scope_variables(s), *own]
     for p in panels:
         for t in p.get("targets", ()):
             t["expr"] = scoped(t["expr"], s)

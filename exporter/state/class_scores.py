@@ -93,8 +93,12 @@ class ClassScoreWindow:
             self.ring.window(name, now)[slot] for name in ("sums", "rows", "expected", "moments")
         )
 
-    def estimate(self, now: float, slot: int) -> dict[str, tuple[float, float]]:
-        return estimate.estimate_multiclass(*self.window(now, slot))
+    def estimate(self, now: float, slot: int, minimum: int = 0) -> dict[str, tuple[float, float]]:
+        """The slot's estimate over the window; none below ``minimum`` rows with scores."""
+        found = self.window(now, slot)
+        if found[1][0].sum() < minimum:
+            return {}
+        return estimate.estimate_multiclass(*found)
 
     def clear_slot(self, slot: int) -> None:
         for name in self.ring.arrays:

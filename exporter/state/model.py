@@ -134,6 +134,7 @@ class ModelState:
             )
         # Multiclass: the classes' probabilities, calibrated on the reference, per window.
         self.class_scores = self._class_score_window(reference, n_slots)
+        self.class_index = {name: k for k, name in enumerate(model.classes)}
         self.outcomes = OutcomeWindow(
             self.clock,
             model.task,
@@ -190,7 +191,6 @@ class ModelState:
                 for k in range(len(classes))
             ]
         )
-        self.class_index = {name: k for k, name in enumerate(classes)}
         return ClassScoreWindow(self.clock, specs, calibrated, n_slots)
 
     def _class_scores(self, raw: list, predictions: list) -> tuple[np.ndarray, np.ndarray]:
@@ -455,10 +455,8 @@ class ModelState:
                 r.quality[(version, metric)] = value
         if self.class_scores is not None:
             for slot, version in self.slots.labels():
-                sums = self.class_scores.window(now, slot)
-                if sums[1][0].sum() < self.model.min_samples:
-                    continue
-                self._estimated(version, estimate.estimate_multiclass(*sums), r)
+                found = self.class_scores.estimate(now, slot, self.model.min_samples)
+                self._estimated(version, found, r)
         if self.calibrated is None:
             return
         spec = self.predictions.spec
