@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from exporter.config import Model
 from exporter.state.class_scores import ClassScoreWindow
-from exporter.state.compare import column_compare, column_scores, profile_compare
+from exporter.state.compare import column_compare, profile_compare
 from exporter.state.feature_window import FeatureWindow
 from exporter.state.join import JoinBuffer
 from exporter.state.outcomes import OutcomeWindow
@@ -53,7 +53,8 @@ class Results:
     label_skew: dict = field(default_factory=dict)  # method -> value
     label_drift: dict = field(default_factory=dict)
     # (kind, name, comparison) -> (p-value, effect); kind feature|prediction|label, name the
-    # feature, the version, or "" for labels; comparison skew|drift.
+    # feature, the version, or "" for labels; comparison skew|drift, or stable: a canary
+    # version's predictions against the stable version's, same window.
     tests: dict = field(default_factory=dict)
     drifted: set = field(default_factory=set)  # keys of ``tests`` decided drifted
     pvalue_threshold: dict = field(default_factory=dict)  # comparison -> threshold in force
@@ -391,7 +392,7 @@ class ModelState:
     def _verdicts(self, r: Results) -> None:
         """Decide which columns drifted, per comparison, at the model's false-alarm rate."""
         v = self.model.drift
-        for comparison in ("skew", "drift"):
+        for comparison in ("skew", "drift", "stable"):
             keys = [k for k in r.tests if k[2] == comparison]
             if not keys:
                 continue
@@ -430,8 +431,13 @@ class ModelState:
             if version == stable:
                 continue
             cur = counts(now, 0, slot)
-            for method, value in column_scores(spec, base, cur, minimum).items():
+            # Two windows of live traffic: the test is two-sample (comparison "stable"), so
+            # a canary's first hundred predictions are not judged on their distance alone.
+            scores, test = column_compare(spec, base, cur, minimum, reference=False)
+            for method, value in scores.items():
                 r.prediction_divergence[(version, method)] = value
+            if test is not None:
+                r.tests[("prediction", version, "stable")] = test
 
     def _capacity(self, now: float, r: Results) -> None:
         """Little's law over the window: the peak request rate x the mean latency."""
