@@ -75,6 +75,11 @@ DESCRIPTIONS = {
     "Prediction divergence from stable": "How differently each version predicts than the "
     "stable one on the same window (per method); above the model's threshold the canary is "
     "changing decisions.",
+    "Canary divergence beyond chance (p-value)": "The two-sample test of each canary's "
+    "predictions against the stable version's, same window (comparison=\"stable\"), beside "
+    "the p-value the model's false-alarm rate allows: below it the canary predicts "
+    "differently beyond chance, and the canary check fails if its distance is also over "
+    "threshold. A young canary far from stable by luck stays above it.",
     "Quality by version": "Quality measured on joined labels, per version: the canary should "
     "not be worse once labels arrive.",
     "Rows in latest partition": "Rows of each dataset's newest partition; a sudden drop is a "
@@ -826,6 +831,14 @@ def canary():
                 "Prediction divergence from stable",
                 f"mlpipe_prediction_version_divergence{{{MV}}}",
                 legend="{{model}} {{version}} {{method}}",
+            ),
+            panel(
+                "Canary divergence beyond chance (p-value)",
+                [
+                    f'mlpipe_prediction_drift_pvalue{{{MV},comparison="stable"}}',
+                    f'mlpipe_drift_pvalue_threshold{{{M},comparison="stable"}}',
+                ],
+                legend=["{{model}} {{version}}", "{{model}} threshold in force"],
             ),
             panel(
                 "Quality by version",

@@ -313,6 +313,11 @@ def prediction_rules(window: str) -> list[dict]:
         f"  + {on} ({qt} * ln({qt}) - {many} ({qt} * {many} {ln_m}))\n"
         f") / 2, 0) / {LN2})"
     )
+    n_canary = f"(mlpipe:prediction_values:increase unless on (model, version) {stable})"
+    n_stable = (
+        "max by (model) (mlpipe:prediction_values:increase "
+        f"* on (model, version) group_left () {stable})"
+    )
     enough = (
         "\nand on (model, version) (mlpipe:prediction_values:increase >= on (model) "
         f"group_left () max by (model) (mlpipe_drift_min_samples{{{JOB}}}))"
@@ -348,6 +353,30 @@ def prediction_rules(window: str) -> list[dict]:
         ),
         rule("mlpipe:prediction_divergence:fleet", f"({psi}){enough}", method="psi"),
         rule("mlpipe:prediction_divergence:fleet", f"({js}){enough}", method="js"),
+        rule(
+            "mlpipe:prediction_stable_value_bucket:share",
+            f"sum without (version) ({cumulative} * on (model, version) group_left () {stable})",
+        ),
+        # The verdict, as the exporter's comparison="stable": the canary's KS distance from
+        # the stable version's predictions against sqrt(ln(2/α) / (2·n_eff)), n_eff =
+        # n·m/(n+m) (Dvoretzky–Kiefer–Wolfowitz; one test per canary). A hundred healthy
+        # predictions are ~0.13 apart in JS by chance alone: the distance is not enough.
+        rule(
+            "mlpipe:prediction_diverged:fleet",
+            f"""
+max by (model, version) (abs(
+  ({cumulative} unless on (model, version) {stable})
+  - on (model, window, le) group_left () mlpipe:prediction_stable_value_bucket:share
+))
+> bool on (model, version)
+sqrt(
+  ln(2 / max by (model) (mlpipe_drift_false_alarm_rate{{{JOB}}}))
+  / on (model) group_right ()
+  (2 * ({n_canary} * on (model) group_left () {n_stable})
+   / ({n_canary} + on (model) group_left () {n_stable}))
+){enough}
+""",
+        ),
     ]
 
 

@@ -263,6 +263,25 @@ def test_fleet_skew_and_drift_equal_the_whole(fleet):
         and 'version="v2"' in line
     ]
     assert own_div and div["three"][("v2", "js")] == pytest.approx(own_div[0], rel=0.03)
+    # The fleet's verdict: the squared canary moved beyond chance, as the whole exporter's
+    # own two-sample test (comparison="stable") says; and by the DKW line, from numpy.
+    verdict = {
+        k: values(p, "mlpipe:prediction_diverged:fleet", ("version",)) for k, p in proms.items()
+    }
+    own_verdict = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("mlpipe_prediction_drifted{")
+        and 'comparison="stable"' in line
+        and 'version="v2"' in line
+    ]
+    cdf = lambda x: np.searchsorted(np.sort(x), deciles, "right") / len(x)  # noqa: E731
+    ks = np.abs(cdf(scores[v2] ** 2) - cdf(scores[~v2])).max()
+    n_eff = v2.sum() * (~v2).sum() / n
+    assert ks > np.sqrt(np.log(2 / 0.01) / (2 * n_eff))
+    assert own_verdict == [1.0]
+    for k in ("three", "whole"):
+        assert verdict[k] == {("v2",): 1.0}, k
 
     # Each shard alone computes something else: the gauges differ from the fleet.
     shard_psi = []

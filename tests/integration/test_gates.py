@@ -1,7 +1,9 @@
 """The rollout gates (Argo Rollouts AnalysisTemplate, Flagger MetricTemplates) wait for data:
 with no canary data, or a canary window below min_samples, a gate is inconclusive (Argo) or
-neutral (Flagger), never failed; with enough data on a bad canary it fails. The queries run
-in promtool (Prometheus' own engine); Argo's conditions are evaluated on their results."""
+neutral (Flagger), never failed; with enough data on a bad canary it fails; a canary far
+from the stable version on too few predictions to tell from chance passes the divergence
+gate. The queries run in promtool (Prometheus' own engine); Argo's conditions are evaluated
+on their results."""
 
 import os
 import subprocess
@@ -29,6 +31,18 @@ BAD_CANARY = [
         0.5,
     ),
     ('mlpipe_prediction_version_divergence{model="fraud",version="v7",method="js"}', 0.3),
+    ('mlpipe_prediction_drifted{model="fraud",version="v7",comparison="stable"}', 1),
+]
+# As far from the stable version, on too few predictions to tell from chance (the verdict
+# says 0); healthy otherwise.
+LUCKY_CANARY = [
+    ('model_version:mlpipe_serving_errors:ratio_rate5m{model="fraud",version="v7"}', 0.01),
+    (
+        'model_version:mlpipe_serving_request_duration_seconds:p99_5m{model="fraud",version="v7"}',
+        0.05,
+    ),
+    ('mlpipe_prediction_version_divergence{model="fraud",version="v7",method="js"}', 0.3),
+    ('mlpipe_prediction_drifted{model="fraud",version="v7",comparison="stable"}', 0),
 ]
 # What each gate answers for the bad canary, computed as Prometheus computes it.
 FAILING = {
@@ -40,6 +54,13 @@ SCENARIOS = {
     "no canary data": (STABLE, None),
     "canary below min_samples": (STABLE + BAD_CANARY, 10),
     "bad canary, enough data": (STABLE + BAD_CANARY, 500),
+    "canary far from stable by chance": (STABLE + LUCKY_CANARY, 120),
+}
+# What each gate answers for the lucky canary: every check passes.
+PASSING = {
+    "error-ratio-vs-stable": 0.01 - (2 * (0.01 * 1) + 0.01),
+    "p99-latency-vs-stable": 0.05 - (1.5 * (0.05 * 1) + 0.01),
+    "prediction-divergence": (0.3 - 0.1) * 0,
 }
 
 
@@ -76,11 +97,14 @@ def test_gates_wait_for_data_and_fail_a_bad_canary(tmp_path, scenario):
             }
         )
     enough = scenario == "bad canary, enough data"
+    lucky = scenario == "canary far from stable by chance"
     tests = []
     for name, query in gate_queries().items():
         kind, metric = name.split("/", 1)
         metric = metric.removeprefix("mlpipe-")
-        if kind == "argo":
+        if lucky:
+            samples = [{"labels": "{}", "value": PASSING[metric]}]
+        elif kind == "argo":
             samples = [{"labels": "{}", "value": FAILING[metric]}] if enough else []
         else:  # Flagger: neutral 0 while waiting
             samples = [{"labels": "{}", "value": FAILING[metric] if enough else 0}]
@@ -101,7 +125,10 @@ def test_gates_wait_for_data_and_fail_a_bad_canary(tmp_path, scenario):
     assert out.returncode == 0, out.stdout + out.stderr
     # Argo's verdicts on those results: waiting is never a failure.
     for metric in argo_conditions().values():
-        result = [FAILING[metric["name"]]] if enough else []
-        want = "Failed" if enough else "Inconclusive"
+        if lucky:
+            result, want = [PASSING[metric["name"]]], "Successful"
+        else:
+            result = [FAILING[metric["name"]]] if enough else []
+            want = "Failed" if enough else "Inconclusive"
         assert argo_outcome(metric, result) == want, (metric["name"], scenario)
         assert metric["inconclusiveLimit"] >= metric["count"]  # waiting all along: a pause
