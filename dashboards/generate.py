@@ -76,7 +76,7 @@ DESCRIPTIONS = {
     "stable one on the same window (per method); above the model's threshold the canary is "
     "changing decisions.",
     "Canary divergence beyond chance (p-value)": "The two-sample test of each canary's "
-    "predictions against the stable version's, same window (comparison=\"stable\"), beside "
+    "predictions against the stable version's, same window (comparison stable), beside "
     "the p-value the model's false-alarm rate allows: below it the canary predicts "
     "differently beyond chance, and the canary check fails if its distance is also over "
     "threshold. A young canary far from stable by luck stays above it.",
