@@ -14,6 +14,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from exporter import gcpolicy
 from exporter.collectors.base import ScrapeCollector
 from exporter.collectors.compute import ComputeCollector, GpuCollector
 from exporter.collectors.data_quality import DataQualityCollector
@@ -135,6 +136,8 @@ class Exporter:
         self._thread: threading.Thread | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.encoder = TextEncoder()
+        # Long-lived objects to freeze after the next rendering (exporter/gcpolicy.py).
+        self._unsettled = True
         available = {
             "serving": ServingCollector(),
             "drift": DriftCollector(),
@@ -323,7 +326,8 @@ class Exporter:
         the only place collectors run (besides tests reading the registry directly), so the
         collectors and the scrape framework's own fields have one writer: this thread.
         """
-        text = self.encoder.encode(self.registry)
+        with gcpolicy.paused():
+            text = self.encoder.encode(self.registry)
         om = openmetrics.generate_latest(self.registry) if self.want_openmetrics.is_set() else None
         self.rendering = Rendering(text, gzip.compress(text, compresslevel=1), time.time(), om)
         return self.rendering
@@ -353,6 +357,10 @@ class Exporter:
                 self.render()
             except Exception:
                 self._error("render", "rendering /metrics")
+            if self._unsettled:
+                # The config's objects (and the encoder's cache) now exist: freeze them.
+                gcpolicy.settle()
+                self._unsettled = False
             if self.caught_up:
                 self._stop.wait(self.interval)
 
@@ -408,6 +416,7 @@ class Exporter:
             state.adopt()
             self.ingests = ingests
             self.state = state
+        self._unsettled = True
 
     def install_references(self) -> None:
         """Reference profiles finished in the background: put them to use."""
