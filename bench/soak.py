@@ -97,6 +97,24 @@ class Writer(threading.Thread):
                 time.sleep(max(0.0, start + n * tick - time.monotonic()))
 
 
+# Fetches /metrics (gzip, as Prometheus does) every 0.1 s for the soak's duration; prints
+# the answer times, request sent to last byte read, as JSON.
+ANSWER_CLIENT = """
+import http.client, json, sys, time, urllib.parse
+url, seconds = urllib.parse.urlsplit(sys.argv[1]), float(sys.argv[2])
+out, end = [], time.monotonic() + seconds
+while time.monotonic() < end:
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    conn.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+    conn.getresponse().read()
+    conn.close()
+    out.append(time.perf_counter() - started)
+    time.sleep(0.1)
+print(json.dumps(out))
+"""
+
+
 def parsed(url: str) -> float:
     for line in requests.get(f"{url}/metrics", timeout=10).text.splitlines():
         if line.startswith('mlpipe_source_lines_total{result="parsed",source="serving"}'):
@@ -142,24 +160,20 @@ def run(seconds: float, models: int, features: int, rate: float) -> dict:
             os.path.join(work, "logs", "serving.jsonl"), models, features, rate, seconds
         )
         rss = {"start": exporter.memory_info().rss}
-        # The exporter's own answer time, apart from Prometheus parsing what it gets.
-        answers: list[float] = []
-
-        def client() -> None:
-            while writer.is_alive():
-                started = time.perf_counter()
-                requests.get(f"{url}/metrics", timeout=10, headers={"Accept-Encoding": "gzip"})
-                answers.append(time.perf_counter() - started)
-                time.sleep(0.5)
-
+        # The exporter's own answer time, apart from Prometheus parsing what it gets, from a
+        # process of its own: a client thread in this process waited for the writer's GIL
+        # between the chunks of each response, and counted that as the exporter's time.
+        poller = subprocess.Popen(
+            [sys.executable, "-c", ANSWER_CLIENT, url, str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         t0 = time.time()
         writer.start()
-        poller = threading.Thread(target=client, daemon=True)
-        poller.start()
         time.sleep(seconds / 2)
         rss["middle"] = exporter.memory_info().rss
         writer.join()
-        poller.join()
+        answers = json.loads(poller.communicate(timeout=120)[0])
         wait_for(lambda: parsed(url) >= writer.written, timeout=120, what="catch-up")
         elapsed = time.time() - t0
         rss["end"] = exporter.memory_info().rss
