@@ -189,11 +189,11 @@ def categorical_pvalue(
     unseen_col = bins - 1
     if share is None:
         return pooled_chi2_pvalue(ref, cur, keep_apart=unseen_col), tv
-    k = bins - 2
+    k = bins - 2  # top categories; column k is __other__
     top = np.arange(ref.shape[1]) < k[:, None]
-    other_ref = ref[rows, bins - 2]
+    other_ref = ref[rows, k]
     rest_ref = other_ref + ref[rows, unseen_col]
-    rest_cur = cur[rows, bins - 2] + cur[rows, unseen_col]
+    rest_cur = cur[rows, k] + cur[rows, unseen_col]
     # The winner's curse (see verdict.categorical_pvalue): near-cutoff categories join the
     # rest when the reference has an __other__.
     cutoff = np.where(top, ref, np.inf).min(axis=1)
