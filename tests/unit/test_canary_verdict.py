@@ -8,10 +8,8 @@ import time
 
 import numpy as np
 
-from exporter.app import Exporter
-from exporter.config import parse_config
 from tests.helpers import sample
-from tests.unit.test_drift_end_to_end import reference, write_reference
+from tests.unit.test_drift_end_to_end import make_exporter, reference, write_reference
 
 QUIET = [f"quiet{i}" for i in range(20)]
 
@@ -31,16 +29,9 @@ def lines(model, version, cur, now, n):
 def test_a_small_healthy_canary_is_within_chance_and_a_moved_one_diverges(tmp_path):
     rng = np.random.default_rng(11)
     ref_dir, _ = write_reference(tmp_path, rng)
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    model = {
-        "serving_logs": [str(logs / "*.jsonl")],
-        "reference": {"path": str(ref_dir), "label": "label", "prediction": "prediction"},
-        "windows": {"length": "10m", "bucket": "1m"},
-        "canary": {"stable_version": "v1"},
-    }
-    cfg = {"models": [{"name": m, **model} for m in [*QUIET, "moved"]]}
-    exporter = Exporter(parse_config(cfg), state_dir=str(tmp_path / "state"))
+    exporter, logs = make_exporter(
+        tmp_path, ref_dir, names=[*QUIET, "moved"], canary={"stable_version": "v1"}
+    )
     now = time.time()
     with open(logs / "a.jsonl", "w") as fh:
         for name in [*QUIET, "moved"]:

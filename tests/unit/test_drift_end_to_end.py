@@ -44,18 +44,20 @@ def write_reference(tmp_path, rng, n=20_000):
     return ref_dir, cols
 
 
-def make_exporter(tmp_path, ref_dir, **model):
+def make_exporter(tmp_path, ref_dir, names=("fraud",), **model):
+    """An exporter of the models ``names``, alike but for their names, on one log dir."""
     logs = tmp_path / "logs"
     logs.mkdir(exist_ok=True)
     cfg = {
         "models": [
             {
-                "name": "fraud",
+                "name": name,
                 "serving_logs": [str(logs / "*.jsonl")],
                 "reference": {"path": str(ref_dir), "label": "label", "prediction": "prediction"},
                 "windows": {"length": "10m", "bucket": "1m"},
                 **model,
             }
+            for name in names
         ]
     }
     exporter = Exporter(parse_config(cfg), state_dir=str(tmp_path / "state"))

@@ -6,8 +6,6 @@ import time
 
 import numpy as np
 
-from exporter.app import Exporter
-from exporter.config import parse_config
 from tests.helpers import sample
 from tests.unit.test_drift_end_to_end import make_exporter, reference, write_reference
 
@@ -35,15 +33,7 @@ def line(model, i, cur, now):
 def test_quiet_models_stay_quiet_and_a_half_sigma_shift_is_flagged(tmp_path):
     rng = np.random.default_rng(5)
     ref_dir, _ = write_reference(tmp_path, rng)
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    model = {
-        "serving_logs": [str(logs / "*.jsonl")],
-        "reference": {"path": str(ref_dir), "label": "label", "prediction": "prediction"},
-        "windows": {"length": "10m", "bucket": "1m"},
-    }
-    cfg = {"models": [{"name": m, **model} for m in [*QUIET, "shifted"]]}
-    exporter = Exporter(parse_config(cfg), state_dir=str(tmp_path / "state"))
+    exporter, logs = make_exporter(tmp_path, ref_dir, names=[*QUIET, "shifted"])
     now = time.time()
     with open(logs / "a.jsonl", "w") as fh:
         for name in QUIET:
