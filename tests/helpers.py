@@ -45,6 +45,19 @@ def sample(exporter, name: str, **labels) -> float | None:
     return exporter.registry.get_sample_value(name, labels)
 
 
+def scraped(text: str, name: str, **labels) -> list[float]:
+    """The values of the samples ``name`` whose labels include ``labels``, in an exposition
+    (an exporter process's /metrics)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and labels.items() <= s.labels.items()
+    ]
+
+
 def settle(exporter, timeout: float = 30.0) -> None:
     """Ingest until every source is caught up and the dataset profiler has nothing left."""
     from exporter.ingest import DatasetIngest

@@ -21,7 +21,7 @@ import pytest
 import requests
 import yaml
 
-from tests.helpers import wait_for
+from tests.helpers import scraped, wait_for
 from tests.integration.conftest import ROOT, ExporterProcess, Prometheus
 
 WINDOW = 30  # seconds: room for a slow CI machine between the two batches
@@ -218,17 +218,10 @@ def test_fleet_skew_and_drift_equal_the_whole(fleet):
 
     # The whole exporter's own distances over the same records (no increase() in between).
     text = exporters["whole"].metrics()
-    own = {}
-    for line in text.splitlines():
-        if line.startswith("mlpipe_feature_skew{"):
-            labels = dict(
-                kv.split("=") for kv in line[line.index("{") + 1 : line.index("}")].split(",")
-            )
-            own[(labels["feature"].strip('"'), labels["method"].strip('"'))] = float(
-                line.split()[-1]
-            )
     for key in (("amount", "psi"), ("amount", "js")):
-        assert got["three"][key] == pytest.approx(own[key], rel=0.03, abs=0.002), key
+        own = scraped(text, "mlpipe_feature_skew", feature=key[0], method=key[1])
+        assert len(own) == 1, key
+        assert got["three"][key] == pytest.approx(own[0], rel=0.03, abs=0.002), key
 
     # Categories: over the exported ones (distribution.top_k = 3 folds FR.. into __other__),
     # numpy on the raw records folded alike. (The exporter's own gauge uses all top_k.)
@@ -255,26 +248,14 @@ def test_fleet_skew_and_drift_equal_the_whole(fleet):
     want = jensenshannon(share(scores[v2] ** 2), share(scores[~v2]), base=2)
     for k in ("three", "whole"):
         assert div[k][("v2", "js")] == pytest.approx(want, rel=0.03), k
-    own_div = [
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith("mlpipe_prediction_version_divergence{")
-        and 'method="js"' in line
-        and 'version="v2"' in line
-    ]
+    own_div = scraped(text, "mlpipe_prediction_version_divergence", method="js", version="v2")
     assert own_div and div["three"][("v2", "js")] == pytest.approx(own_div[0], rel=0.03)
     # The fleet's verdict: the squared canary moved beyond chance, as the whole exporter's
     # own two-sample test (comparison="stable") says; and by the DKW line, from numpy.
     verdict = {
         k: values(p, "mlpipe:prediction_diverged:fleet", ("version",)) for k, p in proms.items()
     }
-    own_verdict = [
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith("mlpipe_prediction_drifted{")
-        and 'comparison="stable"' in line
-        and 'version="v2"' in line
-    ]
+    own_verdict = scraped(text, "mlpipe_prediction_drifted", comparison="stable", version="v2")
     cdf = lambda x: np.searchsorted(np.sort(x), deciles, "right") / len(x)  # noqa: E731
     ks = np.abs(cdf(scores[v2] ** 2) - cdf(scores[~v2])).max()
     n_eff = v2.sum() * (~v2).sum() / n
@@ -284,11 +265,13 @@ def test_fleet_skew_and_drift_equal_the_whole(fleet):
         assert verdict[k] == {("v2",): 1.0}, k
 
     # Each shard alone computes something else: the gauges differ from the fleet.
-    shard_psi = []
-    for name in ("a", "b", "c"):
-        for line in exporters[name].metrics().splitlines():
-            if line.startswith('mlpipe_feature_skew{feature="amount",method="psi"'):
-                shard_psi.append(float(line.split()[-1]))
+    shard_psi = [
+        v
+        for name in ("a", "b", "c")
+        for v in scraped(
+            exporters[name].metrics(), "mlpipe_feature_skew", feature="amount", method="psi"
+        )
+    ]
     assert len(shard_psi) == 3
     assert all(abs(v - got["three"][("amount", "psi")]) > 1e-3 for v in shard_psi), shard_psi
 
