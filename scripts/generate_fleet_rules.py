@@ -87,38 +87,37 @@ label_replace(label_replace(
 """
 
 
-# The reference's cumulative shares and bucket order, one series per bucket whatever the
-# instances: recorded once (each is read several times per evaluation).
+# The windows' cumulative shares and the reference's bucket order, one series per bucket
+# whatever the instances: recorded once (each is read several times per evaluation).
 REFERENCE_CUMULATIVE = 'mlpipe:feature_value_bucket:share{window="reference"}'
+CURRENT_CUMULATIVE = 'mlpipe:feature_value_bucket:share{window="current"}'
 BUCKET_ORDER = "mlpipe:feature_value_bucket:previous"
 
 
-def cumulative_share(window: str) -> str:
-    """Cumulative shares at each bucket of a window (labels model, feature, le, window)."""
-    if window == "reference":
-        return REFERENCE_CUMULATIVE
-    return (
-        f'(mlpipe:feature_value_bucket:increase{{window="{window}"}} / on (model, feature, '
-        f'window) group_left () mlpipe:feature_values:increase{{window="{window}"}})'
-    )
+def recorded(record: str, which: str, window: str, selector: str = "") -> str:
+    """``which`` window's recorded series: the previous window is the current one as
+    recorded a ``window`` ago, a lookup (``offset``), not a second computation of every
+    share; ``selector`` adds matchers (``kind="categorical"``)."""
+    matchers = f"{selector}," if selector else ""
+    if which == "previous":
+        return f'{record}{{{matchers}window="current"}} offset {window}'
+    return f'{record}{{{matchers}window="{which}"}}'
 
 
 def feature_rules(window: str) -> list[dict]:
-    """The windows' increases and per-bin shares."""
+    """The current window's increases and shares (cumulative and per bin)."""
     w = window
-    rules = []
-    for name in ("current", "previous"):
+    rules = [
+        rule(
+            record,
+            f"sum by (model, feature, {by}) (increase({source}{{{JOB}}}[{w}]))",
+            window="current",
+        )
         for record, source, by in (
             ("mlpipe:feature_value_bucket:increase", "mlpipe_feature_value_bucket", "le"),
             ("mlpipe:feature_category:increase", "mlpipe_feature_category_total", "category"),
-        ):
-            if name == "current":
-                expr = f"sum by (model, feature, {by}) (increase({source}{{{JOB}}}[{w}]))"
-            else:
-                # The previous window is the current one as recorded a window ago: a lookup,
-                # not a second increase() over every bucket's samples.
-                expr = f'{record}{{window="current"}} offset {w}'
-            rules.append(rule(record, expr, window=name))
+        )
+    ]
     rules += [
         rule(
             "mlpipe:feature_values:increase",
@@ -131,17 +130,18 @@ def feature_rules(window: str) -> list[dict]:
             ">= on (model) group_left () max by (model) "
             f"(mlpipe_drift_min_samples{{{JOB}}})",
         ),
-        # Per-bin shares: a bucket's count minus its next lower bucket's, over the window's
-        # values (the reference's are in the reference group).
+        # Cumulative shares at each bucket (KS reads them; the per-bin shares come from them).
+        rule(
+            "mlpipe:feature_value_bucket:share",
+            'mlpipe:feature_value_bucket:increase{window="current"}\n'
+            "/ on (model, feature, window) group_left () mlpipe:feature_values:increase",
+            window="current",
+        ),
+        # Per-bin shares: a bucket's share minus its next lower bucket's (the reference's
+        # are in the reference group).
         rule(
             "mlpipe:feature_bin:share",
-            per_bin(
-                "mlpipe:feature_value_bucket:increase",
-                "feature",
-                BUCKET_ORDER,
-                "model, feature",
-            ).strip()
-            + "\n/ on (model, feature, window) group_left () mlpipe:feature_values:increase",
+            per_bin(CURRENT_CUMULATIVE, "feature", BUCKET_ORDER, "model, feature"),
             kind="numeric",
         ),
         rule(
@@ -151,18 +151,18 @@ def feature_rules(window: str) -> list[dict]:
             '  "bin", "$1", "category", "(.*)"), "category", "", "", "")',
             kind="categorical",
         ),
-        share_ln_share('{window!="reference"}'),
+        share_ln_share('{window="current"}'),
     ]
     return rules
 
 
-def fleet_distance_rules() -> list[dict]:
+def fleet_distance_rules(window: str) -> list[dict]:
     """Skew, drift and verdicts from the shares recorded before them in the same group (a
     group of their own would read shares one evaluation old, or not, as groups happen to be
     ordered)."""
     rules = []
     for comparison, base in (("skew", "reference"), ("drift", "previous")):
-        rules += distance_rules(comparison, base)
+        rules += distance_rules(comparison, base, window)
     return rules
 
 
@@ -215,14 +215,16 @@ def reference_rules() -> list[dict]:
     ]
 
 
-def distance_rules(comparison: str, base: str) -> list[dict]:
+def distance_rules(comparison: str, base: str, w: str) -> list[dict]:
     record = f"mlpipe:feature_{comparison}:fleet"
-    p = 'mlpipe:feature_bin:share{window="current"}'
-    q = f'mlpipe:feature_bin:share{{window="{base}"}}'
+    p = recorded("mlpipe:feature_bin:share", "current", w)
+    q = recorded("mlpipe:feature_bin:share", base, w)
     on = "on (model, feature, bin)"
-    enough = 'mlpipe:feature_values:sufficient{window="current"}'
+    enough = recorded("mlpipe:feature_values:sufficient", "current", w)
     if base == "previous":
-        enough += ' and on (model, feature) mlpipe:feature_values:sufficient{window="previous"}'
+        enough += " and on (model, feature) " + recorded(
+            "mlpipe:feature_values:sufficient", "previous", w
+        )
     guard = f"\nand on (model, feature) ({enough})"
     psi = psi_sum("model, feature", p, q, on, on)
     # JS divergence = ½ Σ [p ln p + q ln q − (p+q) ln((p+q)/2)]: the p ln p terms are
@@ -234,21 +236,23 @@ def distance_rules(comparison: str, base: str) -> list[dict]:
     total = f"({p} + {on} {q})"
     js = (
         f"sqrt(clamp_min(sum by (model, feature) (\n"
-        f'  {plogp}{{window="current"}} + {on} {plogp}{{window="{base}"}}\n'
+        f"  {recorded(plogp, 'current', w)} + {on} {recorded(plogp, base, w)}\n"
         f"  - {on} ({total} * ln(clamp_min({total}, {TINY}) / 2))\n"
         f") / 2, 0) / {LN2})"
     )
+    cumulative = "mlpipe:feature_value_bucket:share"
     ks = (
         "max by (model, feature) (abs(\n"
-        f"  {cumulative_share('current')}\n"
+        f"  {recorded(cumulative, 'current', w)}\n"
         "  - on (model, feature, le)\n"
-        f"  {cumulative_share(base)}\n"
+        f"  {recorded(cumulative, base, w)}\n"
         "))"
     )
+    categorical = 'kind="categorical"'
     linf = (
         "max by (model, feature) (abs(\n"
-        f'  mlpipe:feature_bin:share{{kind="categorical",window="current"}}\n'
-        f'  - {on} mlpipe:feature_bin:share{{kind="categorical",window="{base}"}}\n'
+        f"  {recorded('mlpipe:feature_bin:share', 'current', w, categorical)}\n"
+        f"  - {on} {recorded('mlpipe:feature_bin:share', base, w, categorical)}\n"
         "))"
     )
     rules = [
@@ -265,7 +269,7 @@ def distance_rules(comparison: str, base: str) -> list[dict]:
         m = f"max by (model) (mlpipe_reference_rows{{{JOB}}})"
         m_join = f"on (model) group_left () {m}"
     else:
-        m = 'sum without (window) (mlpipe:feature_values:increase{window="previous"})'
+        m = f"sum without (window) ({recorded('mlpipe:feature_values:increase', 'previous', w)})"
         m_join = f"on (model, feature) {m}"
     rules += [
         rule(
@@ -394,7 +398,7 @@ def rules_file(window: str, interval: str, reference_interval: str, settings=Non
             {
                 "name": "mlpipe-fleet.features",
                 "interval": interval,
-                "rules": feature_rules(window) + fleet_distance_rules(),
+                "rules": feature_rules(window) + fleet_distance_rules(window),
             },
             {
                 "name": "mlpipe-fleet.predictions",
