@@ -41,9 +41,8 @@ from bench.soak import write_references
 from tests.helpers import wait_for
 from tests.integration.conftest import ROOT, ExporterProcess, Prometheus
 
-DISTRIBUTION = re.compile(
-    r"^mlpipe_(feature_value|feature_category|prediction_value|prediction_category|label_value|label_category|reference_)"
-)
+# The distribution families (not mlpipe_feature_values_total, the data-quality counter).
+DISTRIBUTION = re.compile(r"^mlpipe_((feature|prediction|label)_(value|category)_|reference_)")
 
 
 def traffic(path: str, models: int, features: int, lines: int) -> None:
