@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup system-deps demo test test-all lint format bench
+.PHONY: setup system-deps demo test test-all lint format bench bench-peers
 
 $(BIN)/mlpipe-exporter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,10 @@ format: setup
 
 bench: setup
 	$(BIN)/python bench/ingest.py
+
+# The peers bench/ingest.py compares with (left out of its table when absent): Debian's
+# mtail, and whylogs in a venv of its own (never the project's).
+bench-peers:
+	command -v mtail >/dev/null || apt-get install -y mtail
+	test -x bench/.venv-whylogs/bin/python || $(PYTHON) -m venv bench/.venv-whylogs
+	bench/.venv-whylogs/bin/pip install -q whylogs 'pandas<3' pyarrow

@@ -29,7 +29,16 @@ from exporter.app import Exporter
 from exporter.config import parse_config
 
 
-def prepare(models: int, features: int, lines: int) -> tuple[str, dict]:
+def prepare(
+    models: int,
+    features: int,
+    lines: int,
+    span: float = 60.0,
+    window: str = "1h",
+    bucket: str = "1m",
+) -> tuple[str, dict]:
+    """A log of ``lines`` lines stamped over the last ``span`` seconds, round robin over
+    ``models`` models of ``features`` features each, and the config that reads it."""
     work = os.path.join(OUT, f"models-{models}x{features}")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(os.path.join(work, "logs"))
@@ -47,7 +56,7 @@ def prepare(models: int, features: int, lines: int) -> tuple[str, dict]:
                 "name": f"m{m}",
                 "serving_logs": [os.path.join(work, "logs", "*.jsonl")],
                 "reference": {"path": ref},
-                "windows": {"length": "1h", "bucket": "1m"},
+                "windows": {"length": window, "bucket": bucket},
             }
         )
     now = time.time()
@@ -56,7 +65,7 @@ def prepare(models: int, features: int, lines: int) -> tuple[str, dict]:
         for i in range(lines):
             m = i % models
             record = {
-                "timestamp": now - 60 + i * 1e-4,
+                "timestamp": now - span + i * span / lines,
                 "model": f"m{m}",
                 "model_version": "v1",
                 "latency_ms": 5.0,
@@ -66,16 +75,21 @@ def prepare(models: int, features: int, lines: int) -> tuple[str, dict]:
     return work, {"models": entries}
 
 
+def ingest_all(exporter: Exporter) -> float:
+    """Seconds to read every line there is."""
+    start = time.perf_counter()
+    exporter.ingest_pass()
+    while not exporter.caught_up:
+        exporter.ingest_pass()
+    return time.perf_counter() - start
+
+
 def ingest(work: str, cfg: dict, lines: int) -> float:
     state = os.path.join(work, "state")
     shutil.rmtree(state, ignore_errors=True)
     exporter = Exporter(parse_config(cfg), state_dir=state)
     exporter._last_stats = time.monotonic() + 1e9  # ingest only: statistics held off
-    start = time.perf_counter()
-    exporter.ingest_pass()
-    while not exporter.caught_up:
-        exporter.ingest_pass()
-    elapsed = time.perf_counter() - start
+    elapsed = ingest_all(exporter)
     exporter.stop()
     return elapsed / lines * 1e6
 

@@ -1,0 +1,140 @@
+"""The growth table: what a line, a statistics pass, a rendering and the memory cost as the
+number of models and features grows (docs/scaling.md).
+
+    python bench/growth.py [--models 1,10,20,50,100] [--features 10,30,50,100]
+                           [--lines 20000] [--window 1h] [--bucket 1m]
+
+Every model has its own reference and feature names (bench/models.py's log: the worst case
+for a shared parser) and the window settings given (the shipped default, 1 h of 1 min
+buckets, unless told). Each cell runs in a process of its own on one core, so that its RSS
+is its own:
+
+- lines/s and µs per line: the real Exporter from tail to windows, statistics held off;
+- stats ms and render ms: one statistics pass and one rendering of /metrics (collectors,
+  text, gzip), medians of 3, after the ingest;
+- RSS: the process after all of that, with (all but 5 of) every bucket of every model's
+  ring holding data (the records' timestamps span two windows: a short run stamped "now"
+  fills one bucket and understates it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.common import pin_one_core, rss_mb, table
+from exporter.durations import parse_duration
+
+
+def cell(models: int, features: int, lines: int, window: str, bucket: str) -> dict:
+    """One cell, in this process."""
+    from bench.models import ingest_all, prepare
+    from exporter.app import Exporter
+    from exporter.config import parse_config
+
+    # Two windows less a margin of 5 buckets: records written at "now - span" must still be
+    # in the ring when a large cell's set-up (references, config) is done.
+    span = 2 * parse_duration(window) - 5 * parse_duration(bucket)
+    work, cfg = prepare(models, features, lines, span=span, window=window, bucket=bucket)
+    try:
+        exporter = Exporter(parse_config(cfg), state_dir=os.path.join(work, "state"))
+        exporter._last_stats = time.monotonic() + 1e9  # ingest only: statistics held off
+        seconds = ingest_all(exporter)
+        stats, render = [], []
+        for _ in range(3):
+            start = time.perf_counter()
+            exporter.compute_stats()
+            stats.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            rendering = exporter.render()
+            render.append(time.perf_counter() - start)
+        out = {
+            "models": models,
+            "features": features,
+            "us_per_line": seconds / lines * 1e6,
+            "stats_ms": statistics.median(stats) * 1e3,
+            "render_ms": statistics.median(render) * 1e3,
+            "series": rendering.text.count(b"\n") - rendering.text.count(b"\n#"),
+            "rss_mb": rss_mb(),
+            "not_windowed": sum(sum(ms.dropped.values()) for ms in exporter.state.models.values()),
+        }
+        exporter.stop()
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def rows(models: list[int], features: list[int], lines: int, window: str, bucket: str):
+    """The table's cells, each from a process of its own."""
+    for f in features:
+        base = None
+        for m in models:
+            done = subprocess.run(
+                [sys.executable, __file__, "--cell", f"{m},{f}", "--lines", str(lines),
+                 "--window", window, "--bucket", bucket],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"  {m} x {f}: {r}", file=sys.stderr, flush=True)
+            if r["not_windowed"]:
+                raise SystemExit(f"{m} x {f}: {r['not_windowed']} records not windowed")
+            base = base or r["us_per_line"]
+            yield (
+                m,
+                f,
+                f"{1e3 / r['us_per_line']:.1f}k",
+                f"{r['us_per_line']:.1f}",
+                f"{r['us_per_line'] / base:.2f}",
+                f"{r['stats_ms']:.0f}",
+                f"{r['render_ms']:.0f}",
+                f"{r['series']}",
+                f"{r['rss_mb']:.0f}",
+            )
+
+
+HEADERS = (
+    "models",
+    "features",
+    "lines/s",
+    "µs per line",
+    "× one model",
+    "stats ms",
+    "render ms",
+    "series",
+    "RSS MiB",
+)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="1,10,20,50,100")
+    ap.add_argument("--features", default="10,30,50,100")
+    ap.add_argument("--lines", type=int, default=20_000)
+    ap.add_argument("--window", default="1h")
+    ap.add_argument("--bucket", default="1m")
+    ap.add_argument("--cell", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    pin_one_core()
+    if args.cell:
+        m, f = (int(x) for x in args.cell.split(","))
+        print(json.dumps(cell(m, f, args.lines, args.window, args.bucket)))
+        return
+    models = [int(x) for x in args.models.split(",")]
+    features = [int(x) for x in args.features.split(",")]
+    print(
+        f"growth: {args.lines} lines per cell, one log, each model its own features; "
+        f"{args.window} windows of {args.bucket} buckets, all filled; one core"
+    )
+    print(table(list(rows(models, features, args.lines, args.window, args.bucket)), HEADERS))
+
+
+if __name__ == "__main__":
+    main()
