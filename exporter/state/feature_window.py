@@ -84,18 +84,19 @@ class FeatureWindow:
         self.status[n_num:] += status_counts(status)
         return codes
 
-    def add(self, bucket: int, numeric: np.ndarray, codes: np.ndarray) -> None:
-        """One bucket's records: numeric values (rows, F_num), categorical codes."""
-        if self.specs is None:
+    def add(self, buckets: np.ndarray, numeric: np.ndarray, codes: np.ndarray) -> None:
+        """Records with their time buckets (rows,): numeric values (rows, F_num),
+        categorical codes (rows, F_cat). Binned once, whatever the buckets they span."""
+        if self.specs is None or not len(buckets):
             return
-        counts, sums = bin_numeric(self.specs, numeric)
-        cat = bin_categorical(self.specs, codes)
-        self.ring.add(bucket, "num", counts)
-        self.ring.add(bucket, "num_sums", sums)
-        self.ring.add(bucket, "cat", cat)
-        self.total_num += counts
-        self.total_sum += sums.sum(axis=1)
-        self.total_cat += cat
+        ids, groups = np.unique(buckets, return_inverse=True)
+        n = len(ids)
+        counts, sums = bin_numeric(self.specs, numeric, groups, n)
+        cat = bin_categorical(self.specs, codes, groups, n)
+        self.ring.add_buckets(ids, {"num": counts, "num_sums": sums, "cat": cat})
+        self.total_num += counts.sum(axis=0)
+        self.total_sum += sums.sum(axis=(0, 2))
+        self.total_cat += cat.sum(axis=0)
 
     def merge(self, other: FeatureWindow) -> None:
         self.status += other.status

@@ -280,15 +280,22 @@ class ModelState:
         scores = None
         if self.class_scores is not None and batch.scores is not None:
             scores, predicted = self._class_scores([batch.scores[r] for r in rows], raw_predictions)
-        for b in np.unique(bucket[keep]):
-            sel = keep & (bucket == b)
-            s = slots[sel]
-            self.traffic.add(b, s, batch.latency[rows[sel]])
-            self.features.add(b, numeric[sel], codes[sel] if codes.size else codes)
-            if self.predictions is not None:
-                self.predictions.add(b, s, predictions[sel])
-            if scores is not None:
-                self.class_scores.add(b, s, scores[sel], predicted[sel])
+        # Each part bins the batch's rows once for every bucket they fall in (a batch of a
+        # live log spans a few buckets; a step per bucket was most of a line's cost at
+        # 100 models: bench/growth.py).
+        if keep.all():
+            kept, b, s, lat = slice(None), bucket, slots, batch.latency[rows]
+        else:
+            kept = np.flatnonzero(keep)
+            b, s, lat = bucket[kept], slots[kept], batch.latency[rows[kept]]
+        self.traffic.add(b, s, lat)
+        self.features.add(b, numeric[kept], codes[kept] if codes.size else codes)
+        if self.predictions is not None:
+            self.predictions.add(b, s, predictions[kept])
+        if scores is not None:
+            for one in np.unique(b):
+                sel = b == one
+                self.class_scores.add(one, s[sel], scores[kept][sel], predicted[kept][sel])
 
     @staticmethod
     def _union_columns(rows, batch, num_cols, cat_cols):

@@ -31,22 +31,30 @@ class PredictionWindow:
             return self.spec.codes([canonical_category(p) for p in raw])[0]
         return np.array([p if isinstance(p, float) else np.nan for p in raw], dtype=float)
 
-    def add(self, bucket: int, slots: np.ndarray, values: np.ndarray) -> None:
+    def add(self, buckets: np.ndarray, slots: np.ndarray, values: np.ndarray) -> None:
+        """Predictions with their time buckets and version slots (``values``' codes or
+        floats); binned once, whatever the buckets they span."""
         spec, width = self.spec, self.spec.bins
+        if not len(buckets):
+            return
+        ids, groups = np.unique(buckets, return_inverse=True)
+        n, size = len(ids), self.n_slots * width
         if isinstance(spec, CategoricalSpec):
             ok = values >= 0
             idx = slots[ok] * width + values[ok]
         else:
             ok = ~np.isnan(values)
             idx = slots[ok] * width + np.searchsorted(spec.edges, values[ok], side="right")
-        size = self.n_slots * width
-        counts = np.bincount(idx, minlength=size).reshape(-1, width)
-        self.ring.add(bucket, "pred", counts)
-        self.total += counts
+        idx += groups[ok] * size
+        shape = (n, self.n_slots, width)
+        counts = np.bincount(idx, minlength=n * size).reshape(shape)
+        added = {"pred": counts}
         if self.ring.declared("pred_sums"):
-            sums = np.bincount(idx, weights=values[ok], minlength=size).reshape(-1, width)
-            self.ring.add(bucket, "pred_sums", sums)
-            self.total_sum += sums.sum(axis=1)
+            sums = np.bincount(idx, weights=values[ok], minlength=n * size).reshape(shape)
+            self.total_sum += sums.sum(axis=(0, 2))
+            added["pred_sums"] = sums
+        self.ring.add_buckets(ids, added)
+        self.total += counts.sum(axis=0)
 
     def clear_slot(self, slot: int) -> None:
         for name in self.ring.arrays:

@@ -257,21 +257,30 @@ class Profile:
         return 0
 
 
-def bin_numeric(specs: ColumnSpecs, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def bin_numeric(
+    specs: ColumnSpecs, values: np.ndarray, groups: np.ndarray | None = None, n_groups: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Counts and value sums, each (F_num, width), of a (rows, F_num) matrix; NaN skipped.
+    With ``groups`` (each row's group, 0 .. ``n_groups`` - 1), each (n_groups, F_num, width):
+    a batch's rows binned once for all the time buckets they fall in.
 
     Every column at once: one stacked lookup table finds the bins of the whole matrix and
     one bincount counts them, so a batch's cost does not carry a Python step per feature
-    (at 100 models × 50 features that step was most of the ingest time)."""
+    (at 100 models × 50 features that step was most of the ingest time), nor one per
+    bucket."""
     n_feat, width = len(specs.numeric), specs.numeric_width
+    shape = (n_feat, width) if groups is None else (n_groups, n_feat, width)
     if n_feat == 0 or values.shape[0] == 0:
-        return np.zeros((n_feat, width), np.int64), np.zeros((n_feat, width))
+        return np.zeros(shape, np.int64), np.zeros(shape)
     idx = bin_matrix(specs, values)
     ok = ~np.isnan(values)
-    flat = (idx + np.arange(n_feat) * width)[ok]
     size = n_feat * width
-    counts = np.bincount(flat, minlength=size).reshape(n_feat, width)
-    sums = np.bincount(flat, weights=values[ok], minlength=size).reshape(n_feat, width)
+    idx += np.arange(n_feat) * width
+    if groups is not None:
+        idx += groups[:, None] * size
+    flat = idx[ok]
+    counts = np.bincount(flat, minlength=size * n_groups).reshape(shape)
+    sums = np.bincount(flat, weights=values[ok], minlength=size * n_groups).reshape(shape)
     return counts, sums
 
 
@@ -328,14 +337,20 @@ def _stacked_lut(specs: ColumnSpecs):
     return stacked
 
 
-def bin_categorical(specs: ColumnSpecs, codes: np.ndarray) -> np.ndarray:
-    """Counts (F_cat, width) from a (rows, F_cat) matrix of bin codes; -1 skipped."""
+def bin_categorical(
+    specs: ColumnSpecs, codes: np.ndarray, groups: np.ndarray | None = None, n_groups: int = 1
+) -> np.ndarray:
+    """Counts (F_cat, width) from a (rows, F_cat) matrix of bin codes; -1 skipped. With
+    ``groups``, (n_groups, F_cat, width), as ``bin_numeric``."""
     n_feat, width = len(specs.categorical), specs.categorical_width
+    shape = (n_feat, width) if groups is None else (n_groups, n_feat, width)
     if n_feat == 0 or codes.size == 0:
-        return np.zeros((n_feat, width), np.int64)
-    offset = np.arange(n_feat) * width
-    flat = (codes + offset)[codes >= 0]
-    return np.bincount(flat, minlength=n_feat * width).reshape(n_feat, width)
+        return np.zeros(shape, np.int64)
+    offset = codes + np.arange(n_feat) * width
+    if groups is not None:
+        offset += groups[:, None] * (n_feat * width)
+    flat = offset[codes >= 0]
+    return np.bincount(flat, minlength=n_feat * width * n_groups).reshape(shape)
 
 
 def numeric_status(specs: ColumnSpecs, values: np.ndarray, margin: float) -> np.ndarray:

@@ -20,12 +20,20 @@ class TrafficWindow:
             },
         )
 
-    def add(self, bucket: int, slots: np.ndarray, latency: np.ndarray) -> None:
-        """Records of one bucket: their version slots and latencies (NaN: none logged)."""
+    def add(self, buckets: np.ndarray, slots: np.ndarray, latency: np.ndarray) -> None:
+        """Records with their time buckets: version slots and latencies (NaN: none)."""
+        if not len(buckets):
+            return
         n_slots = self.ring.shape("records")[-1]
-        self.ring.add(bucket, "records", np.bincount(slots, minlength=n_slots))
-        lat = latency[~np.isnan(latency)]
-        self.ring.add(bucket, "latency", np.array([lat.sum(), lat.size]))
+        ids, groups = np.unique(buckets, return_inverse=True)
+        n = len(ids)
+        records = np.bincount(groups * n_slots + slots, minlength=n * n_slots)
+        records = records.reshape(n, n_slots)
+        timed = ~np.isnan(latency)
+        total = np.bincount(groups[timed], weights=latency[timed], minlength=n)
+        timed_count = np.bincount(groups[timed], minlength=n)
+        latency_sums = np.stack([total, timed_count], axis=1)
+        self.ring.add_buckets(ids, {"records": records, "latency": latency_sums})
 
     def clear_slot(self, slot: int) -> None:
         self.ring.clear_row("records", slot)

@@ -111,6 +111,28 @@ class BucketRing:
         arr = self._array(name)
         arr[self.slot(int(bucket_id) // self.group)] += values.astype(arr.dtype)
 
+    def add_buckets(self, bucket_ids: np.ndarray, values: dict[str, np.ndarray]) -> None:
+        """Add ``values[name][g]`` into the bucket of the caller's clock's ``bucket_ids[g]``
+        (sorted, distinct, as ``np.unique`` gives them) for every array at once: a batch's
+        rows over the few buckets they span, with one slot lookup per bucket."""
+        coarse = np.asarray(bucket_ids, np.int64) // self.group
+        if self.group > 1 and len(coarse) > 1:  # several of the clock's buckets in one
+            starts = np.flatnonzero(np.r_[True, coarse[1:] != coarse[:-1]])
+            coarse = coarse[starts]
+            values = {k: np.add.reduceat(v, starts, axis=0) for k, v in values.items()}
+        # Distinct slots: the caller's records span at most the ring (older ones are not
+        # windowed), so no two buckets of a batch share a slot. A slot that held an older
+        # bucket starts again from zero, as in ``slot``.
+        rows = coarse % self.size
+        stale = rows[self.ids[rows] != coarse]
+        if stale.size:
+            for arr in self.arrays.values():
+                arr[stale] = 0
+            self.ids[rows] = coarse
+        for name, v in values.items():
+            arr = self._array(name)
+            arr[rows] += v.astype(arr.dtype)
+
     def _mask(self, now: float, back: int) -> np.ndarray:
         current = self.clock.current(now) - back * self.per_window
         return (self.ids > current - self.per_window) & (self.ids <= current)

@@ -156,6 +156,6 @@ def test_windows_are_allocated_only_for_what_a_model_has(tmp_path):
     labelled = ModelState(cfg.models[1], (0.1, 1.0))
     assert labelled.outcomes.ring.declared("auc")
     now = time.time()
-    plain.predictions.add(plain.clock.current(now), np.array([0]), np.array([0.3]))
+    plain.predictions.add(np.array([plain.clock.current(now)]), np.array([0]), np.array([0.3]))
     assert set(plain.predictions.ring.arrays) == {"pred", "pred_sums"}
     assert plain.predictions.counts(now, 0, 0).counts.sum() == 1

@@ -1,6 +1,7 @@
 """Merge law: profile(A ∪ B) == profile(A) + profile(B), for any split of any rows."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -106,3 +107,43 @@ def test_values_far_past_the_edges_land_in_the_end_bins():
         bin_numeric(ColumnSpecs((spec,)), x[:, None])[0][0].tolist()
         == np.bincount(want, minlength=spec.bins).tolist()
     )
+
+
+@pytest.mark.parametrize("seconds", [600, 7200])  # 7200 s: a ring of 2-minute buckets
+def test_a_batch_over_several_buckets_lands_in_each_as_numpy_counts_it(seconds):
+    """A batch is binned once for all the time buckets it spans (FeatureWindow.add): each
+    bucket of the ring must hold exactly its own rows' counts and sums, per column, as
+    numpy's searchsorted and bincount give them for that bucket's rows alone; where the
+    ring holds coarser buckets (long windows), the rows of the buckets each one covers."""
+    from exporter.state.feature_window import FeatureWindow
+    from exporter.state.windows import BucketClock
+
+    rng = np.random.default_rng(5)
+    n = 500
+    numeric = rng.normal(size=(n, 2)) * [1, 3]
+    numeric[rng.random((n, 2)) < 0.1] = np.nan
+    codes = rng.integers(-1, SPECS.categorical_width, (n, 1))
+    buckets = rng.choice([8, 9, 10, 13], n)  # not in order, a gap; 8 and 9 share a 2-min bucket
+    window = FeatureWindow(BucketClock(60, seconds), SPECS, ["a", "b"], ["c"], 0.1)
+    window.add(buckets, numeric, codes)
+    ring = window.ring
+    held = buckets // ring.group
+    assert ring.group == (1 if seconds == 600 else 2)
+    for bucket in np.unique(held):
+        mine = held == bucket
+        slot = int(np.flatnonzero(ring.ids == bucket)[0])
+        for j, spec in enumerate(SPECS.numeric):
+            x = numeric[mine, j]
+            x = x[~np.isnan(x)]
+            bins = np.searchsorted(spec.edges, x, side="right")
+            want = np.bincount(bins, minlength=SPECS.numeric_width)
+            np.testing.assert_array_equal(ring.arrays["num"][slot, j], want)
+            sums = np.bincount(bins, weights=x, minlength=SPECS.numeric_width)
+            np.testing.assert_allclose(ring.arrays["num_sums"][slot, j], sums, rtol=1e-6)
+        c = codes[mine, 0]
+        want = np.bincount(c[c >= 0], minlength=SPECS.categorical_width)
+        np.testing.assert_array_equal(ring.arrays["cat"][slot, 0], want)
+    assert sorted(int(b) for b in ring.ids if b >= 0) == sorted(set(held.tolist()))
+    valid = ~np.isnan(numeric)
+    np.testing.assert_array_equal(window.total_num.sum(axis=1), valid.sum(axis=0))
+    np.testing.assert_allclose(window.total_sum, np.nansum(numeric, axis=0))
