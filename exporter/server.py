@@ -56,6 +56,24 @@ class _ResponseHandler(ServerHandler):
         super().cleanup_headers()
         self.headers["Connection"] = "close"
 
+    # wsgiref sends the status line, the headers and the body with a send each. Every send
+    # gives up the GIL, and taking it back waits out the ingest thread's switch interval
+    # (5 ms) while it renders or parses: held until the flush, a response is one send.
+    def _write(self, data):
+        self.__dict__.setdefault("_pending", []).append(data)
+
+    def _flush(self):
+        pending = self.__dict__.get("_pending")
+        if pending:
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending.clear()
+            super()._write(data)
+        self.stdout.flush()
+
+    def finish_content(self):
+        super().finish_content()  # a response without a body sends its headers here
+        self._flush()
+
 
 class _QuietHandler(WSGIRequestHandler):
     server_version = "mlpipe-exporter"
