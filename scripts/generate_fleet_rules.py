@@ -70,7 +70,9 @@ def per_bin(cumulative: str, column: str, info: str, info_on: str) -> str:
     bucket minus its next lower bucket, found through the reference's ``info``
     (``..._bucket_previous_info``, its labels ``info_on`` plus le): PromQL cannot order
     ``le`` values itself."""
-    selector = "" if ":" in info else f"{{{JOB}}}"  # a recorded series has no job label
+    # A recorded order is one series per bucket already; the exporters' own is one per
+    # instance, merged here.
+    order = info if ":" in info else f"max by ({info_on}, le, previous_le) ({info}{{{JOB}}})"
     return f"""
 label_replace(label_replace(
   (
@@ -79,7 +81,7 @@ label_replace(label_replace(
     (
       label_replace({cumulative}, "previous_le", "$1", "le", "(.*)")
       * on ({info_on}, previous_le) group_left (le)
-      max by ({info_on}, le, previous_le) ({info}{selector})
+      {order}
     )
   )
   or on (model, {column}, le, window) {cumulative},
