@@ -37,6 +37,7 @@ from bench.common import (
     serving_log,
     table,
 )
+from bench.models import ingest_all
 from exporter.app import Exporter
 from exporter.config import parse_config
 
@@ -58,11 +59,7 @@ def ours(log: str, features: bool) -> float:
         model["reference"] = {"path": reference_parquet(os.path.join(OUT, "ref.parquet"))}
     exporter = Exporter(parse_config({"models": [model]}), state_dir=os.path.join(work, "state"))
     exporter._last_stats = time.monotonic() + 1e9  # ingest only, as the peers
-    start = time.perf_counter()
-    exporter.ingest_pass()
-    while not exporter.caught_up:
-        exporter.ingest_pass()
-    elapsed = time.perf_counter() - start
+    elapsed = ingest_all(exporter)
     exporter.stop()
     shutil.rmtree(work, ignore_errors=True)
     return sum(1 for _ in open(log, "rb")) / elapsed
@@ -154,11 +151,7 @@ def main() -> None:
         with open(dest, "wb") as out, open(base, "rb") as src:
             out.write(b'{"copy": %d}\n' % k)
             shutil.copyfileobj(src, out, 16 << 20)
-        start = time.perf_counter()
-        exporter.ingest_pass()
-        while not exporter.caught_up:  # a pass is bounded in time; go on until caught up
-            exporter.ingest_pass()
-        elapsed = time.perf_counter() - start
+        elapsed = ingest_all(exporter)  # passes are bounded in time: until caught up
         scrape_start = time.perf_counter()
         exporter.registry.collect()
         list(exporter.registry.collect())

@@ -59,11 +59,15 @@ class _ResponseHandler(ServerHandler):
     # wsgiref sends the status line, the headers and the body with a send each. Every send
     # gives up the GIL, and taking it back waits out the ingest thread's switch interval
     # (5 ms) while it renders or parses: held until the flush, a response is one send.
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pending: list[bytes] = []
+
     def _write(self, data):
-        self.__dict__.setdefault("_pending", []).append(data)
+        self._pending.append(data)
 
     def _flush(self):
-        pending = self.__dict__.get("_pending")
+        pending = self._pending
         if pending:
             data = pending[0] if len(pending) == 1 else b"".join(pending)
             pending.clear()

@@ -293,9 +293,10 @@ class ModelState:
         if self.predictions is not None:
             self.predictions.add(b, s, predictions[kept])
         if scores is not None:
+            scores, predicted = scores[kept], predicted[kept]
             for one in np.unique(b):
                 sel = b == one
-                self.class_scores.add(one, s[sel], scores[kept][sel], predicted[kept][sel])
+                self.class_scores.add(one, s[sel], scores[sel], predicted[sel])
 
     @staticmethod
     def _union_columns(rows, batch, num_cols, cat_cols):

@@ -99,12 +99,18 @@ class BucketRing:
         return arr
 
     def slot(self, bucket_id: int) -> int:
-        i = bucket_id % self.size
-        if self.ids[i] != bucket_id:
+        return int(self.slots(np.array([bucket_id], np.int64))[0])
+
+    def slots(self, bucket_ids: np.ndarray) -> np.ndarray:
+        """The rows of this ring's (distinct) ``bucket_ids``; a row that held an older
+        bucket starts again from zero."""
+        rows = bucket_ids % self.size
+        stale = rows[self.ids[rows] != bucket_ids]
+        if stale.size:
             for arr in self.arrays.values():
-                arr[i] = 0
-            self.ids[i] = bucket_id
-        return i
+                arr[stale] = 0
+            self.ids[rows] = bucket_ids
+        return rows
 
     def add(self, bucket_id: int, name: str, values: np.ndarray) -> None:
         """Add into the bucket of the caller's clock's ``bucket_id``."""
@@ -121,14 +127,8 @@ class BucketRing:
             coarse = coarse[starts]
             values = {k: np.add.reduceat(v, starts, axis=0) for k, v in values.items()}
         # Distinct slots: the caller's records span at most the ring (older ones are not
-        # windowed), so no two buckets of a batch share a slot. A slot that held an older
-        # bucket starts again from zero, as in ``slot``.
-        rows = coarse % self.size
-        stale = rows[self.ids[rows] != coarse]
-        if stale.size:
-            for arr in self.arrays.values():
-                arr[stale] = 0
-            self.ids[rows] = coarse
+        # windowed), so no two buckets of a batch share a slot.
+        rows = self.slots(coarse)
         for name, v in values.items():
             arr = self._array(name)
             arr[rows] += v.astype(arr.dtype)
