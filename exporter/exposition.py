@@ -10,11 +10,13 @@ bounded: past ``max_entries`` it starts over (series churn cannot grow it).
 
 from __future__ import annotations
 
+import numpy as np
 from prometheus_client.openmetrics import exposition as om
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from exporter.collectors.base import STATIC
+from exporter.collectors.blocks import BlockFamily, SeriesLayout
 
 _TYPES = {"info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
 _SUFFIXES = {"counter": "_total", "info": "_info"}
@@ -29,6 +31,20 @@ def _prefix(name: str, labels: dict) -> str:
         for k, v in sorted(labels.items())
     )
     return f"{om.escape_metric_name(name, om.UNDERSCORES)}{{{body}}} "
+
+
+def _run_text(layout: SeriesLayout, values: np.ndarray) -> str:
+    """A block's run: its lines, values formatted as ``floatToGoString`` does (Python's
+    repr but for infinities, NaN and positive values from 1e6, which Go writes with an
+    exponent: those few are formatted one by one)."""
+    if layout.prefixes is None:
+        layout.prefixes = [_prefix(name, labels) for name, labels in layout.keys]
+    values = np.asarray(values, dtype=np.float64)
+    floats = values.tolist()
+    lines = [f"{p}{v!r}\n" for p, v in zip(layout.prefixes, floats, strict=True)]
+    for i in np.flatnonzero(~(np.abs(values) < 1e6)).tolist():
+        lines[i] = f"{layout.prefixes[i]}{floatToGoString(floats[i])}\n"
+    return "".join(lines)
 
 
 class TextEncoder:
@@ -58,12 +74,13 @@ class TextEncoder:
     def encode(self, registry: Collector) -> bytes:
         """What ``prometheus_client.generate_latest(registry)`` returns."""
         out: list[str] = []
-        line = self._line
         for metric in registry.collect():
             static = getattr(metric, STATIC, False)
             if static:
+                # A block's runs, else its samples: the same list object, the same text.
+                identity = metric.runs if isinstance(metric, BlockFamily) else metric.samples
                 kept = self._static.get(metric.name)
-                if kept is not None and kept[0] is metric.samples:
+                if kept is not None and kept[0] is identity:
                     out.append(kept[1])
                     continue
                 start = len(out)
@@ -72,18 +89,25 @@ class TextEncoder:
             doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
             escaped = om.escape_metric_name(mname, om.UNDERSCORES)
             out.append(f"# HELP {escaped} {doc}\n# TYPE {escaped} {mtype}\n")
-            extra: dict[str, list[str]] = {}
-            om_names = {metric.name + s: s for s in _OM_ONLY}
-            for s in metric.samples:
-                suffix = om_names.get(s.name)
-                if suffix is None:
-                    out.append(line(s))
-                else:
-                    extra.setdefault(suffix, []).append(line(s))
-            for suffix, lines in sorted(extra.items()):
-                name = om.escape_metric_name(metric.name + suffix, om.UNDERSCORES)
-                out.append(f"# HELP {name} {doc}\n# TYPE {name} gauge\n")
-                out.extend(lines)
+            if isinstance(metric, BlockFamily):
+                out.extend(_run_text(layout, values) for layout, values in metric.runs)
+            else:
+                self._samples_text(metric, out, doc)
             if static:
-                self._static[metric.name] = (metric.samples, "".join(out[start:]))
+                self._static[metric.name] = (identity, "".join(out[start:]))
         return "".join(out).encode("utf-8")
+
+    def _samples_text(self, metric, out: list[str], doc: str) -> None:
+        line = self._line
+        extra: dict[str, list[str]] = {}
+        om_names = {metric.name + s: s for s in _OM_ONLY}
+        for s in metric.samples:
+            suffix = om_names.get(s.name)
+            if suffix is None:
+                out.append(line(s))
+            else:
+                extra.setdefault(suffix, []).append(line(s))
+        for suffix, lines in sorted(extra.items()):
+            name = om.escape_metric_name(metric.name + suffix, om.UNDERSCORES)
+            out.append(f"# HELP {name} {doc}\n# TYPE {name} gauge\n")
+            out.extend(lines)

@@ -11,6 +11,7 @@ from typing import Protocol
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from exporter.collectors.blocks import BlockFamily
 from exporter.state.store import State
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class SeriesBudget:
         self, families: list[Metric], per_metric: int, per_model: int, models: dict[str, int]
     ) -> None:
         for family in families:
+            if isinstance(family, BlockFamily):
+                self._cut_runs(family, per_metric, per_model, models)
+                continue
             if self._fits(family, per_metric, per_model, models):
                 continue
             kept_keys: set = set()
@@ -66,17 +70,45 @@ class SeriesBudget:
                 keep.append(sample)
             if dropped_keys:
                 family.samples = keep
-                self.dropped[family.name] = self.dropped.get(family.name, 0) + len(dropped_keys)
-                if family.name not in self._warned:
-                    self._warned.add(family.name)
-                    log.warning(
-                        "series budget exceeded for %s: %d series dropped this scrape "
-                        "(limits.max_series_per_metric=%d, max_series_per_model=%d)",
-                        family.name,
-                        len(dropped_keys),
-                        per_metric,
-                        per_model,
-                    )
+                self._dropped(family, len(dropped_keys), per_metric, per_model)
+
+    def _cut_runs(
+        self, family: BlockFamily, per_metric: int, per_model: int, models: dict[str, int]
+    ) -> None:
+        """The budget over a block's runs: a model's series are in its run, so keeping its
+        first series is cutting the run (no key per sample)."""
+        kept, dropped, runs = 0, 0, []
+        for layout, values in family.runs:
+            model, n = layout.model, layout.series
+            room = per_metric - kept
+            if model is not None:
+                room = min(room, per_model - models.get(model, 0))
+            if room < n:
+                dropped += n - max(room, 0)
+                if room <= 0:
+                    continue
+                layout, n = layout.head(room), room
+                values = values[: len(layout.keys)]
+            kept += n
+            if model is not None:
+                models[model] = models.get(model, 0) + n
+            runs.append((layout, values))
+        if dropped:
+            family.runs = runs
+            self._dropped(family, dropped, per_metric, per_model)
+
+    def _dropped(self, family: Metric, n: int, per_metric: int, per_model: int) -> None:
+        self.dropped[family.name] = self.dropped.get(family.name, 0) + n
+        if family.name not in self._warned:
+            self._warned.add(family.name)
+            log.warning(
+                "series budget exceeded for %s: %d series dropped this scrape "
+                "(limits.max_series_per_metric=%d, max_series_per_model=%d)",
+                family.name,
+                n,
+                per_metric,
+                per_model,
+            )
 
     @staticmethod
     def _fits(family: Metric, per_metric: int, per_model: int, models: dict[str, int]) -> bool:

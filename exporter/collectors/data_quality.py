@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import Metric
 
+from exporter.collectors.blocks import BlockFamily, LayoutCache, gauge_layout
 from exporter.state.profiles import STATUSES
 from exporter.state.store import State
 
@@ -23,14 +24,24 @@ from exporter.state.store import State
 class DataQualityCollector:
     name = "data_quality"
 
+    def __init__(self):
+        self._layouts = LayoutCache()
+
     def collect(self, state: State) -> Iterable[Metric]:
-        values = CounterMetricFamily(
-            "mlpipe_feature_values",
-            "Feature values seen in serving logs, by data-quality status.",
-            labels=["model", "feature", "status"],
+        name = "mlpipe_feature_values"
+        values = BlockFamily(
+            name, "Feature values seen in serving logs, by data-quality status.", "counter"
         )
-        for name, ms in state.models.items():
-            for j, feature in enumerate(ms.features.names):
-                for k, status in enumerate(STATUSES):
-                    values.add_metric([name, feature, status], float(ms.features.status[j, k]))
+        for model, ms in state.models.items():
+            features = tuple(ms.features.names)
+            layout = self._layouts.get((model, features), self._layout, model, features)
+            # status: (features, statuses), row by row as the layout.
+            values.add_run(layout, ms.features.status.ravel())
         yield values
+
+    @staticmethod
+    def _layout(model: str, features: tuple[str, ...]):
+        labels = [(model, f, status) for f in features for status in STATUSES]
+        return gauge_layout(
+            model, "mlpipe_feature_values_total", ("model", "feature", "status"), labels
+        )

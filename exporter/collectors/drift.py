@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from exporter.collectors.blocks import BlockFamily, LayoutCache, gauge_layout
 from exporter.state.store import State
 from exporter.stats.drift import METHODS
 
@@ -27,17 +29,37 @@ def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, labels=labels)
 
 
+def _layout(model: str, name: str, labelnames: tuple[str, ...], labels: list[tuple]):
+    return gauge_layout(model, name, labelnames, [(model, *values) for values in labels])
+
+
+def _block(name: str, doc: str) -> BlockFamily:
+    return BlockFamily(name, doc, "gauge")
+
+
 class DriftCollector:
     name = "drift"
+
+    def __init__(self):
+        # Per-feature families are blocks (collectors/blocks.py): their series are the same
+        # from one scrape to the next as long as the same comparisons were computed.
+        self._layouts = LayoutCache()
+
+    def _run(self, family: BlockFamily, model: str, labelnames, labels: list[tuple], values):
+        """``family``'s lines for ``model``: label values after the model, one per value."""
+        key = (family.name, model, tuple(labels))
+        names = ("model", *labelnames)
+        layout = self._layouts.get(key, _layout, model, family.name, names, labels)
+        family.add_run(layout, np.array(values, np.float64))
 
     def collect(self, state: State) -> Iterable[Metric]:
         fm = ["model", "feature", "method"]
         vm = ["model", "version", "method"]
-        feature_skew = _gauge(
-            "mlpipe_feature_skew", "Distance of a feature's window distribution from training.", fm
+        feature_skew = _block(
+            "mlpipe_feature_skew", "Distance of a feature's window distribution from training."
         )
-        feature_drift = _gauge(
-            "mlpipe_feature_drift", "Distance of a feature's window from the previous window.", fm
+        feature_drift = _block(
+            "mlpipe_feature_drift", "Distance of a feature's window from the previous window."
         )
         pred_skew = _gauge(
             "mlpipe_prediction_skew", "Distance of predictions in the window from training.", vm
@@ -102,23 +124,20 @@ class DriftCollector:
         mc = ["model", "comparison"]
         families = {
             "feature": (
-                _gauge(
+                _block(
                     "mlpipe_feature_drifted",
                     "1 if the feature's window differs from the reference (skew) or the previous "
                     "window (drift) beyond chance, after correction across the model's columns.",
-                    fc,
                 ),
-                _gauge(
+                _block(
                     "mlpipe_feature_drift_pvalue",
                     "p-value of the feature's two-sample test (KS and decile chi-squared for "
                     "numbers, chi-squared for categories), before correction.",
-                    fc,
                 ),
-                _gauge(
+                _block(
                     "mlpipe_feature_drift_effect",
                     "Share of traffic that moved: the KS statistic (numbers) or the total "
                     "variation distance (categories).",
-                    fc,
                 ),
             ),
             "prediction": (
@@ -175,8 +194,18 @@ class DriftCollector:
         for name, ms in state.models.items():
             r = ms.results
             alpha.add_metric([name], ms.model.drift.false_alarm_rate)
+            # The features' tests as blocks, in the order of r.tests.
+            tests = [(key, pe) for key, pe in r.tests.items() if key[0] == "feature"]
+            if tests:
+                labels = [key[1:] for key, _ in tests]
+                flagged, pvalue, size = families["feature"]
+                self._run(flagged, name, fc[1:], labels, [k in r.drifted for k, _ in tests])
+                self._run(pvalue, name, fc[1:], labels, [p for _, (p, _) in tests])
+                self._run(size, name, fc[1:], labels, [e for _, (_, e) in tests])
             for key, (p, effect) in r.tests.items():
                 kind, column, comparison = key
+                if kind == "feature":
+                    continue
                 flagged, pvalue, size = families[kind]
                 labels = [name, comparison] if kind == "label" else [name, column, comparison]
                 flagged.add_metric(labels, 1.0 if key in r.drifted else 0.0)
@@ -191,10 +220,12 @@ class DriftCollector:
                 pvalue_threshold.add_metric([name, comparison], in_force)
             if r.stable_version is not None:
                 stable.add_metric([name, r.stable_version], 1.0)
-            for (feature, method), value in r.feature_skew.items():
-                feature_skew.add_metric([name, feature, method], value)
-            for (feature, method), value in r.feature_drift.items():
-                feature_drift.add_metric([name, feature, method], value)
+            for family, values in (
+                (feature_skew, r.feature_skew),
+                (feature_drift, r.feature_drift),
+            ):
+                if values:
+                    self._run(family, name, fm[1:], list(values), list(values.values()))
             for (version, method), value in r.prediction_skew.items():
                 pred_skew.add_metric([name, version, method], value)
             for (version, method), value in r.prediction_drift.items():
