@@ -26,6 +26,7 @@ from exporter.collectors.pipelines import PipelinesCollector
 from exporter.collectors.quality import QualityCollector
 from exporter.collectors.quota import QuotaCollector
 from exporter.collectors.serving import ServingCollector
+from exporter.compressor import Compressor
 from exporter.config import Config, ConfigError, ServingLogFormat, load_config
 from exporter.exposition import TextEncoder
 from exporter.ingest import (
@@ -136,6 +137,8 @@ class Exporter:
         self._thread: threading.Thread | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.encoder = TextEncoder()
+        # gzip off the ingest thread once the loop runs (exporter/compressor.py).
+        self.compressor = Compressor(self._publish)
         # Long-lived objects to freeze after the next rendering (exporter/gcpolicy.py).
         self._unsettled = True
         available = {
@@ -278,7 +281,7 @@ class Exporter:
             "ready": 1.0 if self.ready.is_set() else 0.0,
             "reload_ok": self.reload_ok,
             "reload_timestamp": self.reload_timestamp,
-            "loop_errors": self.loop_errors,
+            "loop_errors": {**self.loop_errors, "compress": self.compressor.errors},
         }
 
     # --- ingestion ---------------------------------------------------------------------
@@ -326,15 +329,27 @@ class Exporter:
         the only place collectors run (besides tests reading the registry directly), so the
         collectors and the scrape framework's own fields have one writer: this thread.
         """
+        text, om = self.encode()
+        self._publish(text, gzip.compress(text, compresslevel=1), time.time(), om)
+        return self.rendering
+
+    def encode(self) -> tuple[bytes, bytes | None]:
+        """The text format and, once a client asked for it, OpenMetrics: the ingest
+        thread's part of a rendering (gzip is the compressor's, once the loop runs)."""
         with gcpolicy.paused():
             text = self.encoder.encode(self.registry)
         om = openmetrics.generate_latest(self.registry) if self.want_openmetrics.is_set() else None
-        self.rendering = Rendering(text, gzip.compress(text, compresslevel=1), time.time(), om)
-        return self.rendering
+        return text, om
+
+    def _publish(self, text: bytes, gzipped: bytes, rendered_at: float, om) -> None:
+        self.rendering = Rendering(text, gzipped, rendered_at, om)
 
     def healthy(self) -> bool:
-        """False once the ingest thread has died (it never should: /-/healthy says 503)."""
-        return self._thread is None or self._thread.is_alive() or self._stop.is_set()
+        """False once the ingest or the gzip thread has died (they never should: /-/healthy
+        says 503)."""
+        if self._thread is None or self._stop.is_set():
+            return True
+        return self._thread.is_alive() and self.compressor.running
 
     def _error(self, stage: str, what: str) -> None:
         self.loop_errors[stage] += 1
@@ -354,7 +369,10 @@ class Exporter:
                 self.caught_up = True  # wait before the next try
             self.ready.set()
             try:
-                self.render()
+                if self.compressor.running:
+                    self.compressor.submit(*self.encode_stamped())
+                else:
+                    self.render()
             except Exception:
                 self._error("render", "rendering /metrics")
             if self._unsettled:
@@ -364,7 +382,12 @@ class Exporter:
             if self.caught_up:
                 self._stop.wait(self.interval)
 
+    def encode_stamped(self) -> tuple[bytes, float, bytes | None]:
+        text, om = self.encode()
+        return text, time.time(), om
+
     def start(self) -> None:
+        self.compressor.start()
         self._thread = threading.Thread(target=self._loop, name="ingest", daemon=True)
         self._thread.start()
 
@@ -373,6 +396,7 @@ class Exporter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        self.compressor.stop()
         with self.state.lock:
             for store in self._checkpoints.values():
                 store.save()

@@ -265,7 +265,9 @@ def make_app(exporter, telemetry_path: str = "/metrics"):
                 body = _text(start_response, "200 OK", "Healthy.\n")
             else:
                 body = _text(
-                    start_response, "503 Service Unavailable", "Unhealthy: ingest thread died.\n"
+                    start_response,
+                    "503 Service Unavailable",
+                    "Unhealthy: the ingest thread (or its gzip thread) died.\n",
                 )
         elif path == "/-/ready":
             if exporter.ready.is_set():

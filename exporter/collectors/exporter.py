@@ -150,12 +150,12 @@ class ExporterCollector:
         )
         errors = CounterMetricFamily(
             "mlpipe_ingest_errors",
-            "Failures inside the ingest loop by stage (ingest, stats, render); each is logged "
-            "with a traceback and the loop goes on.",
+            "Failures inside the ingest loop by stage (ingest, stats, render; compress: the "
+            "gzip thread's); each is logged with a traceback and the loop goes on.",
             labels=["stage"],
         )
-        for stage in ("ingest", "stats", "render"):
-            errors.add_metric([stage], float(status["loop_errors"][stage]))
+        for stage in ("ingest", "stats", "render", "compress"):
+            errors.add_metric([stage], float(status["loop_errors"].get(stage, 0)))
         yield errors
         replies = status.get("push_replies")
         if replies is not None:

@@ -59,7 +59,7 @@ def test_a_dead_ingest_thread_makes_healthy_503(tmp_path):
     try:
         wait_for(lambda: not e._thread.is_alive(), what="the thread to die")
         r = requests.get(f"{url}/-/healthy", timeout=2)
-        assert r.status_code == 503 and "ingest thread died" in r.text
+        assert r.status_code == 503 and "ingest thread (or its gzip thread) died" in r.text
     finally:
         server.stop()
 
@@ -122,5 +122,66 @@ def test_renderings_stay_fresh_while_a_writer_outruns_ingestion(tmp_path):
     finally:
         stop.set()
         t.join()
+        e.stop()
+        server.stop()
+
+
+def test_the_gzip_thread_publishes_what_the_ingest_thread_rendered_and_survives_errors(
+    tmp_path, caplog
+):
+    import gzip
+
+    e, server, url, logs = serve(tmp_path)
+    real = e._publish
+    calls = [0]
+
+    def flaky(*args):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise RuntimeError("boom")
+        real(*args)
+
+    e.compressor._publish = flaky
+    compressing = []
+    real_compress = gzip.compress
+
+    def where(data, **kw):
+        compressing.append(threading.current_thread().name)
+        return real_compress(data, **kw)
+
+    gzip.compress = where
+    e.start()
+    try:
+        (logs / "a.jsonl").write_text("".join(serving_line(i) for i in range(5)))
+        wait_for(lambda: calls[0] > 4, what="more renderings")
+        wait_for(lambda: sample(e, "mlpipe_ingest_errors_total", stage="compress") == 1)
+        assert any("compressing /metrics failed" in r.message for r in caplog.records)
+        r = requests.get(f"{url}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=2)
+        assert r.headers["Content-Encoding"] == "gzip"
+        assert b'mlpipe_serving_requests_total{model="fraud"' in r.content
+        rendering = e.rendering
+        assert gzip.decompress(rendering.gzipped) == rendering.text
+        assert requests.get(f"{url}/-/healthy", timeout=2).status_code == 200
+        assert set(compressing) == {"compress"}  # never the ingest thread
+    finally:
+        gzip.compress = real_compress
+        e.stop()
+        server.stop()
+    assert not e.compressor.running
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_gzip_thread_makes_healthy_503(tmp_path):
+    e, server, url, _ = serve(tmp_path)
+
+    def fatal(*args):
+        raise SystemExit("no exception handler catches this")
+
+    e.compressor._publish = fatal
+    e.start()
+    try:
+        wait_for(lambda: not e.compressor.running, what="the gzip thread to die")
+        assert requests.get(f"{url}/-/healthy", timeout=2).status_code == 503
+    finally:
         e.stop()
         server.stop()
