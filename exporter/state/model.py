@@ -15,6 +15,7 @@ nothing outside a part reads its arrays."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -152,6 +153,7 @@ class ModelState:
             else None
         )
         self.results = Results()
+        self._computed_for: tuple | None = None  # what self.results were computed from
 
     @property
     def specs(self) -> ColumnSpecs | None:
@@ -351,6 +353,12 @@ class ModelState:
         now = time.time() if now is None else now
         if self.join is not None:
             self.join.expire(now)
+        inputs = self._inputs(now)
+        if self._computed_for is not None and _same(inputs, self._computed_for):
+            # Nothing a statistic reads has changed (no record in any window, no window
+            # moved): the results stand, as of now.
+            self.results = dataclasses.replace(self.results, computed_at=now)
+            return self.results
         r = Results(computed_at=now)
         minimum = self.model.min_samples
         records = self.traffic.records(now)
@@ -382,7 +390,18 @@ class ModelState:
         self._quality(now, r)
         self._capacity(now, r)
         self.results = r
+        self._computed_for = inputs
         return r
+
+    def _inputs(self, now: float) -> tuple:
+        """What the statistics of ``compute`` depend on: every window ring's contents (by
+        its change count), which bucket is current (where the windows end), the version
+        slots, and the config and reference objects (by identity: a reload or a new
+        reference builds new ones)."""
+        parts = (self.traffic, self.features, self.predictions, self.outcomes, self.class_scores)
+        rings = tuple(p.ring.mutations if p is not None else -1 for p in parts)
+        objects = (self.model, self.reference)  # held: an id could be reused once freed
+        return rings, self.clock.current(now), tuple(self.slots.labels()), objects
 
     @staticmethod
     def _compare(kind, name, spec, reference, previous, current, minimum, r: Results):
@@ -494,3 +513,8 @@ class ModelState:
             realized = r.quality.get((version, metric))
             if realized is not None:
                 r.quality_estimate_error[(version, metric)] = realized - value
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    """``ModelState._inputs`` equal: values by value, the objects by identity."""
+    return a[:3] == b[:3] and all(x is y for x, y in zip(a[3], b[3], strict=True))

@@ -2,6 +2,7 @@
 traffic, merged, hold what one exporter that saw all of it holds; and the exporter's peak
 request rate is the one definition ``estimate-capacity`` uses, over window buckets."""
 
+import dataclasses
 import json
 import time
 
@@ -159,3 +160,52 @@ def test_windows_are_allocated_only_for_what_a_model_has(tmp_path):
     plain.predictions.add(np.array([plain.clock.current(now)]), np.array([0]), np.array([0.3]))
     assert set(plain.predictions.ring.arrays) == {"pred", "pred_sums"}
     assert plain.predictions.counts(now, 0, 0).counts.sum() == 1
+
+
+def _fields(results):
+    out = dataclasses.asdict(results)
+    out.pop("computed_at")
+    return out
+
+
+def test_statistics_are_reused_only_while_nothing_they_read_changed(tmp_path):
+    """compute() skips a model whose windows neither gained a record nor moved; what it
+    returns is always what a full computation returns (checked after every step)."""
+    rng = np.random.default_rng(5)
+    ref_dir, _ = write_reference(tmp_path, rng)
+    exporter, logs = make_exporter(
+        tmp_path, ref_dir, labels=[str(tmp_path / "l*.jsonl")], label_join={"max_delay": "1h"}
+    )
+    settle(exporter)
+    now = time.time()
+    lines, labels = records(rng, 1500, now)
+    ms = exporter.state.models["fraud"]
+    last = [None]
+
+    def reused(at) -> bool:
+        """compute(at) checked against a full computation; whether it was reused."""
+        got = ms.compute(at)
+        assert got.computed_at == at
+        was_reused = last[0] is not None and got.tests is last[0].tests
+        ms._computed_for = None  # a full computation of the same state, kept for next time
+        np.testing.assert_equal(_fields(ms.compute(at)), _fields(got))
+        last[0] = ms.results
+        return was_reused
+
+    reused(now)
+    with open(logs / "a.jsonl", "w") as fh:
+        for step in range(3):
+            fh.write("".join(json.dumps(r) + "\n" for r in lines[step * 500 : (step + 1) * 500]))
+            fh.flush()
+            exporter.ingest_pass()
+            assert not reused(now)  # new records
+            assert reused(now + 0.5)  # same bucket, nothing new
+    assert ms.results.feature_skew and ms.results.tests
+    (tmp_path / "l1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in labels[:600]))
+    exporter.ingest_pass()
+    assert not reused(now + 0.5)  # labels joined: the outcome window changed
+    assert ms.labels["matched"] == 600
+    assert not reused(now + 61)  # the next bucket: every window moved
+    assert reused(now + 61.5)
+    ms.reset_slot(0)  # a version slot freed
+    assert not reused(now + 61.5)
