@@ -92,35 +92,37 @@ def profile_compare(
 
 def _numeric_together(specs: ColumnSpecs, base: Profile, current: Profile, minimum: int):
     """{column: (scores, test)} of the numeric columns on ``numeric_width`` bins that share
-    the most common number of decile bins (a column short of ``minimum`` values: ({}, None),
-    as ``column_compare``)."""
-    width = specs.numeric_width
-    full = [j for j, s in enumerate(specs.numeric) if s.bins == width]
-    if len(full) < 2:
+    the most common number of decile bins (``ColumnSpecs.numeric_batch``; a column short
+    of ``minimum`` values: ({}, None), as ``column_compare``)."""
+    rows, n_groups, edges, groups, scales = specs.numeric_batch
+    if not len(rows):
         return {}
-    coarse = [specs.numeric[j].psi_bins for j in full]
-    n_groups = max(set(coarse), key=coarse.count)
-    rows = np.array([j for j, g in zip(full, coarse, strict=True) if g == n_groups])
+    width = specs.numeric_width
     ref_counts, cur_counts = base.numeric[rows, :width], current.numeric[rows, :width]
     enough = (ref_counts.sum(axis=1) >= minimum) & (cur_counts.sum(axis=1) >= minimum)
-    out = {specs.numeric[j].name: ({}, None) for j in rows[~enough]}
-    rows, ref_counts, cur_counts = rows[enough], ref_counts[enough], cur_counts[enough]
-    if not len(rows):
+    names = [specs.numeric[j].name for j in rows.tolist()]
+    out = {name: ({}, None) for name, ok in zip(names, enough.tolist(), strict=True) if not ok}
+    if not enough.any():
         return out
-    chosen = [specs.numeric[j] for j in rows]
+    if not enough.all():
+        rows, edges, groups, scales = rows[enough], edges[enough], groups[enough], scales[enough]
+        ref_counts, cur_counts = ref_counts[enough], cur_counts[enough]
+        names = [name for name, ok in zip(names, enough.tolist(), strict=True) if ok]
     found, pvalues, effects = batch.numeric_compare(
-        np.stack([s.edges for s in chosen]),
-        np.stack([s.groups for s in chosen]),
+        edges,
+        groups,
         n_groups,
-        np.array([s.scale for s in chosen]),
+        scales,
         ref_counts,
         base.sums[rows, :width],
         cur_counts,
         current.sums[rows, :width],
     )
-    for k, spec in enumerate(chosen):
-        column = {method: float(values[k]) for method, values in found.items()}
-        out[spec.name] = (column, (float(pvalues[k]), float(effects[k])))
+    columns = zip(*(values.tolist() for values in found.values()), strict=True)
+    methods = list(found)
+    tests = zip(pvalues.tolist(), effects.tolist(), strict=True)
+    for name, values, test in zip(names, columns, tests, strict=True):
+        out[name] = (dict(zip(methods, values, strict=True)), test)
     return out
 
 

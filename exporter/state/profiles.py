@@ -208,6 +208,29 @@ class ColumnSpecs:
     def categorical_width(self) -> int:
         return max((s.bins for s in self.categorical), default=0)
 
+    @functools.cached_property
+    def numeric_batch(self) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]:
+        """The numeric columns computed together (state/compare.py): those on the full
+        ``numeric_width`` bins with the most common number of decile bins, as (rows, decile
+        bins, their edges, fine-to-decile groups and scales stacked). No rows if fewer
+        than two columns have the full width."""
+        width = self.numeric_width
+        full = [j for j, s in enumerate(self.numeric) if s.bins == width]
+        if len(full) < 2:
+            empty = np.empty((0, 0))
+            return np.array([], np.intp), 0, empty, empty.astype(np.intp), np.empty(0)
+        coarse = [self.numeric[j].psi_bins for j in full]
+        n_groups = max(set(coarse), key=coarse.count)
+        rows = np.array([j for j, g in zip(full, coarse, strict=True) if g == n_groups])
+        chosen = [self.numeric[j] for j in rows]
+        return (
+            rows,
+            n_groups,
+            np.stack([s.edges for s in chosen]),
+            np.stack([s.groups for s in chosen]),
+            np.array([s.scale for s in chosen]),
+        )
+
     def numeric_limits(self, margin: float) -> np.ndarray:
         """(F_num, 2): each numeric column's in-range interval (cached per margin)."""
         cache = self.__dict__.setdefault("_limits", {})

@@ -58,10 +58,12 @@ class TrafficWindow:
     def peak_rate(self, now: float) -> float | None:
         """The window's peak request rate (``stats.capacity.peak_rate``) over its buckets
         from the first that saw a request to the current one; None before any request."""
-        buckets = {b: int(c.sum()) for b, c in self.ring.per_bucket("records", now).items()}
-        seen = [b for b, n in buckets.items() if n]
-        if not seen:
+        ids, totals = self.ring.bucket_totals("records", now)
+        seen = ids[totals > 0]
+        if not seen.size:
             return None
-        first, current = min(seen), self.ring.clock.current(now)
-        counts = np.array([buckets.get(b, 0) for b in range(first, current + 1)])
+        first, current = int(seen.min()), self.ring.clock.current(now)
+        counts = np.zeros(current - first + 1, np.int64)
+        after = ids >= first
+        counts[ids[after] - first] = totals[after]
         return peak_rate(counts, self.ring.bucket_seconds)
