@@ -86,9 +86,11 @@ class BucketRing:
         # Bumped by every change of a bucket's contents: statistics over an unchanged ring
         # (and unmoved windows) need not be computed again (ModelState.compute).
         self.mutations = 0
-        # Window sums kept up to date as buckets change and windows slide: (name, back) ->
-        # [the window's last bucket id, its sum, slides since it was last summed whole].
+        # Window sums kept as windows slide: (name, back) -> [the window's last bucket id,
+        # its sum, slides since it was last summed whole]. Rows written since a sum was
+        # brought up to date keep their contents as of then (row -> {name: contents}).
         self._sums: dict[tuple[str, int], list] = {}
+        self._written: dict[int, dict[str, np.ndarray]] = {}
 
     def declared(self, name: str) -> bool:
         return name in self.shapes
@@ -114,7 +116,8 @@ class BucketRing:
         stale = rows[self.ids[rows] != bucket_ids]
         if stale.size:
             self.mutations += 1
-            self._forget(stale)
+            if self._sums or self._written:
+                self._forget(stale)
             for arr in self.arrays.values():
                 arr[stale] = 0
             self.ids[rows] = bucket_ids
@@ -122,10 +125,9 @@ class BucketRing:
 
     def add(self, bucket_id: int, name: str, values: np.ndarray) -> None:
         """Add into the bucket of the caller's clock's ``bucket_id``."""
-        coarse = np.array([int(bucket_id) // self.group])
-        rows = self.slots(coarse)
+        rows = self.slots(np.array([int(bucket_id) // self.group]))
         self.mutations += 1
-        self._accumulate(name, rows, coarse, values[None])
+        self._accumulate(name, rows, values[None])
 
     def add_buckets(self, bucket_ids: np.ndarray, values: dict[str, np.ndarray]) -> None:
         """Add ``values[name][g]`` into the bucket of the caller's clock's ``bucket_ids[g]``
@@ -141,41 +143,46 @@ class BucketRing:
         rows = self.slots(coarse)
         self.mutations += 1
         for name, v in values.items():
-            self._accumulate(name, rows, coarse, v)
+            self._accumulate(name, rows, v)
 
-    def _accumulate(self, name: str, rows, bucket_ids, values: np.ndarray) -> None:
+    def _accumulate(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
         arr = self._array(name)
-        added = values.astype(arr.dtype)
-        if arr.dtype.kind == "f" and any(kept == name for kept, _ in self._sums):
-            # What the float32 rows gained, rounding and all: the kept float64 sums then
-            # stay the rows' sum (not a more exact one that drifts from it).
-            before = arr[rows].astype(np.float64)
-            arr[rows] += added
-            added = arr[rows].astype(np.float64) - before
-        else:
-            arr[rows] += added
-        self._count_in(name, bucket_ids, added)
+        if self._sums:
+            # A row's contents before its first write since the sums were brought up to
+            # date: what they hold of it (one copy per row and pass, not one per batch).
+            for row in rows.tolist():
+                before = self._written.setdefault(row, {})
+                if name not in before:
+                    before[name] = arr[row].copy()
+        arr[rows] += values.astype(arr.dtype)
 
     # --- window sums, kept --------------------------------------------------------------
 
-    def _count_in(self, name: str, bucket_ids: np.ndarray, added: np.ndarray) -> None:
-        """Add what buckets ``bucket_ids`` just gained to the kept sums of the windows that
-        hold them."""
-        for (kept_name, _), kept in self._sums.items():
-            if kept_name != name:
+    def _settle(self, name: str) -> None:
+        """Bring the kept sums of ``name`` up to date with the rows written since."""
+        kept = [k for (n, _), k in self._sums.items() if n == name]
+        arr = self.arrays.get(name)
+        for row, before in self._written.items():
+            old = before.pop(name, None)
+            if old is None or arr is None:
                 continue
-            end = kept[0]
-            inside = (bucket_ids > end - self.per_window) & (bucket_ids <= end)
-            if inside.any():
-                kept[1] += added[inside].sum(axis=0, dtype=kept[1].dtype)
+            bucket = self.ids[row]
+            for end, total, _ in kept:
+                if end - self.per_window < bucket <= end:
+                    total += arr[row].astype(total.dtype) - old.astype(total.dtype)
+        if not any(self._written.values()):
+            self._written.clear()
 
     def _forget(self, rows: np.ndarray) -> None:
-        """Take rows about to be zeroed (their bucket leaves the ring) out of the kept sums."""
-        for (name, _), kept in self._sums.items():
-            end, ids = kept[0], self.ids[rows]
-            inside = rows[(ids > end - self.per_window) & (ids <= end)]
-            if inside.size and name in self.arrays:
-                kept[1] -= self.arrays[name][inside].sum(axis=0, dtype=kept[1].dtype)
+        """Take rows about to be zeroed (their bucket leaves the ring) out of the kept sums:
+        what the sums hold of a row (its contents before any write not yet settled)."""
+        for row in rows.tolist():
+            before = self._written.pop(row, {})
+            bucket = self.ids[row]
+            for (name, _), (end, total, _) in self._sums.items():
+                if name in self.arrays and end - self.per_window < bucket <= end:
+                    held = before.get(name, self.arrays[name][row])
+                    total -= held.astype(total.dtype)
 
     def _sum(self, arr: np.ndarray, after: int, upto: int, wide) -> np.ndarray:
         """Sum of the rows of buckets ``after < id <= upto``."""
@@ -192,11 +199,12 @@ class BucketRing:
         arr = self.arrays.get(name)
         if arr is None:
             return np.zeros(shape[1:], wide)
-        # Summed whole once, then kept: a record adds to it as it adds to its bucket, and a
-        # window that moves on adds the buckets it takes in and subtracts those it leaves
-        # (at 100 models x 100 features, summing 60 buckets of every window was a third
-        # of a statistics pass). Summed whole again after a window's worth of moves, so
-        # float rounding (float32 buckets, float64 sums) cannot build up.
+        # Summed whole once, then kept: the rows written since are brought in by what they
+        # gained, and a window that moves on adds the buckets it takes in and subtracts
+        # those it leaves (at 100 models x 100 features, summing 60 buckets of every window
+        # was a third of a statistics pass). Summed whole again after a window's worth of
+        # moves, so float rounding (float32 buckets, float64 sums) cannot build up.
+        self._settle(name)
         end = self.clock.current(now) - back * self.per_window
         pw = self.per_window
         kept = self._sums.get((name, back))
@@ -231,6 +239,7 @@ class BucketRing:
         Buckets older than this ring keeps are dropped, as ``add`` would drop them."""
         self.mutations += 1
         self._sums.clear()  # summed whole next time
+        self._written.clear()
         newest = max(int(self.ids.max()), int(other.ids.max()))
         for k, bucket_id in enumerate(other.ids):
             if bucket_id < 0 or bucket_id <= newest - self.size:
@@ -247,3 +256,6 @@ class BucketRing:
             for (kept_name, _), kept in self._sums.items():
                 if kept_name == name:
                     kept[1][index] = 0
+            for before in self._written.values():
+                if name in before:
+                    before[name][index] = 0
