@@ -21,6 +21,8 @@ import numpy as np
 # drops its oldest 30 min at once, so it spans 23.5 to 24 h (docs/scaling.md). New data
 # counts at once either way: only expiry is coarser.
 MAX_PROFILE_BUCKETS = 60
+# Rows written since a ring's kept window sums were last read, kept as they were (below).
+MAX_WRITTEN_ROWS = 8
 
 
 def coarse_group(per_window: int, max_buckets: int) -> int:
@@ -150,7 +152,13 @@ class BucketRing:
         if self._sums:
             # A row's contents before its first write since the sums were brought up to
             # date: what they hold of it (one copy per row and pass, not one per batch).
-            for row in rows.tolist():
+            # Live traffic writes a row or two between passes; a backfill that writes
+            # many drops the kept sums instead (summed whole next time): memory stays
+            # within MAX_WRITTEN_ROWS rows a ring.
+            if len(self._written) + len(rows) > MAX_WRITTEN_ROWS:
+                self._sums.clear()
+                self._written.clear()
+            for row in rows.tolist() if self._sums else ():
                 before = self._written.setdefault(row, {})
                 if name not in before:
                     before[name] = arr[row].copy()
