@@ -10,6 +10,8 @@ bounded: past ``max_entries`` it starts over (series churn cannot grow it).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from prometheus_client.openmetrics import exposition as om
 from prometheus_client.registry import Collector
@@ -23,14 +25,28 @@ _SUFFIXES = {"counter": "_total", "info": "_info"}
 _OM_ONLY = ("_created", "_gsum", "_gcount")
 
 
+# Metric and label names are few and their check (a regular expression) is most of a
+# series' prefix: checked once each (bounded caches). Label values are only escaped.
+@functools.lru_cache(maxsize=4096)
+def _metric_name(name: str) -> str:
+    return om.escape_metric_name(name, om.UNDERSCORES)
+
+
+@functools.lru_cache(maxsize=4096)
+def _label_name(name: str) -> str:
+    return om.escape_label_name(name, om.UNDERSCORES)
+
+
 def _prefix(name: str, labels: dict) -> str:
     if not labels:
-        return f"{om.escape_metric_name(name, om.UNDERSCORES)} "
+        return f"{_metric_name(name)} "
     body = ",".join(
-        f'{om.escape_label_name(k, om.UNDERSCORES)}="{om._escape(v, om.ALLOWUTF8, False)}"'
-        for k, v in sorted(labels.items())
+        [
+            f'{_label_name(k)}="{om._escape(v, om.ALLOWUTF8, False)}"'
+            for k, v in sorted(labels.items())
+        ]
     )
-    return f"{om.escape_metric_name(name, om.UNDERSCORES)}{{{body}}} "
+    return f"{_metric_name(name)}{{{body}}} "
 
 
 def _run_text(layout: SeriesLayout, values: np.ndarray) -> str:
