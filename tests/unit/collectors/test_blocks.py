@@ -56,8 +56,15 @@ def test_a_block_renders_what_generate_latest_writes_for_its_samples():
         SeriesLayout("m", [("hits_total", {"model": "m", "c": c}) for c in "ab"]),
         np.array([3.0, 4.0]),
     )
+    # Whole counts as a histogram has them, large ones written as Go writes them.
+    whole = [0.0, 3.0, 999999.0, 1e6, 1234567.0, 1e15, 1e16, 1e22, np.inf, 12.0, 0.5, -0.0]
+    counts = BlockFamily("counts", "Whole counts.", "counter")
+    counts.add_run(
+        SeriesLayout("m", [("counts_total", {"i": str(i)}) for i in range(len(whole))]),
+        np.array(whole),
+    )
     registry = CollectorRegistry()
-    registry.register(One(gauge, counter, histogram_block({"a": 2, "b": 1})))
+    registry.register(One(gauge, counter, counts, histogram_block({"a": 2, "b": 1})))
     encoder = TextEncoder()
     for _ in range(2):  # a second rendering reuses the prefixes
         assert encoder.encode(registry) == generate_latest(registry)
