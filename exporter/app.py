@@ -370,7 +370,8 @@ class Exporter:
             self.ready.set()
             try:
                 if self.compressor.running:
-                    self.compressor.submit(*self.encode_stamped())
+                    text, om = self.encode()
+                    self.compressor.submit(text, time.time(), om)
                 else:
                     self.render()
             except Exception:
@@ -381,10 +382,6 @@ class Exporter:
                 self._unsettled = False
             if self.caught_up:
                 self._stop.wait(self.interval)
-
-    def encode_stamped(self) -> tuple[bytes, float, bytes | None]:
-        text, om = self.encode()
-        return text, time.time(), om
 
     def start(self) -> None:
         self.compressor.start()

@@ -117,7 +117,6 @@ class BucketRing:
         rows = bucket_ids % self.size
         stale = rows[self.ids[rows] != bucket_ids]
         if stale.size:
-            self.mutations += 1
             if self._sums or self._written:
                 self._forget(stale)
             for arr in self.arrays.values():
@@ -194,11 +193,14 @@ class BucketRing:
 
     def _sum(self, arr: np.ndarray, after: int, upto: int, wide) -> np.ndarray:
         """Sum of the rows of buckets ``after < id <= upto``."""
-        return arr[(self.ids > after) & (self.ids <= upto)].sum(axis=0, dtype=wide)
+        return arr[self._between(after, upto)].sum(axis=0, dtype=wide)
+
+    def _between(self, after: int, upto: int) -> np.ndarray:
+        return (self.ids > after) & (self.ids <= upto)
 
     def _mask(self, now: float, back: int) -> np.ndarray:
         current = self.clock.current(now) - back * self.per_window
-        return (self.ids > current - self.per_window) & (self.ids <= current)
+        return self._between(current - self.per_window, current)
 
     def window(self, name: str, now: float, back: int = 0) -> np.ndarray:
         """Sum over the window ending at ``now`` (``back``=1: the window before it)."""

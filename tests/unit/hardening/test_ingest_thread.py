@@ -22,18 +22,22 @@ def serve(tmp_path, **kw):
     return e, server, f"http://127.0.0.1:{server.port}", logs
 
 
-def test_an_exception_in_the_loop_is_logged_counted_and_the_loop_goes_on(tmp_path, caplog):
-    e, server, url, logs = serve(tmp_path)
-    real = e.ingest_pass
+def failing_second_call(real):
+    """``real`` wrapped to raise on its second call, and the count of calls so far."""
     calls = [0]
 
-    def flaky():
+    def flaky(*args):
         calls[0] += 1
         if calls[0] == 2:
             raise RuntimeError("boom")
-        return real()
+        return real(*args)
 
-    e.ingest_pass = flaky
+    return flaky, calls
+
+
+def test_an_exception_in_the_loop_is_logged_counted_and_the_loop_goes_on(tmp_path, caplog):
+    e, server, url, logs = serve(tmp_path)
+    e.ingest_pass, calls = failing_second_call(e.ingest_pass)
     e.start()
     try:
         (logs / "a.jsonl").write_text("".join(serving_line(i) for i in range(5)))
@@ -127,21 +131,12 @@ def test_renderings_stay_fresh_while_a_writer_outruns_ingestion(tmp_path):
 
 
 def test_the_gzip_thread_publishes_what_the_ingest_thread_rendered_and_survives_errors(
-    tmp_path, caplog
+    tmp_path, caplog, monkeypatch
 ):
     import gzip
 
     e, server, url, logs = serve(tmp_path)
-    real = e._publish
-    calls = [0]
-
-    def flaky(*args):
-        calls[0] += 1
-        if calls[0] == 2:
-            raise RuntimeError("boom")
-        real(*args)
-
-    e.compressor._publish = flaky
+    e.compressor._publish, calls = failing_second_call(e._publish)
     compressing = []
     real_compress = gzip.compress
 
@@ -149,7 +144,7 @@ def test_the_gzip_thread_publishes_what_the_ingest_thread_rendered_and_survives_
         compressing.append(threading.current_thread().name)
         return real_compress(data, **kw)
 
-    gzip.compress = where
+    monkeypatch.setattr(gzip, "compress", where)
     e.start()
     try:
         (logs / "a.jsonl").write_text("".join(serving_line(i) for i in range(5)))
@@ -164,7 +159,6 @@ def test_the_gzip_thread_publishes_what_the_ingest_thread_rendered_and_survives_
         assert requests.get(f"{url}/-/healthy", timeout=2).status_code == 200
         assert set(compressing) == {"compress"}  # never the ingest thread
     finally:
-        gzip.compress = real_compress
         e.stop()
         server.stop()
     assert not e.compressor.running
