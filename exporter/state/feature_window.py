@@ -12,12 +12,16 @@ from exporter.state.profiles import (
     VALID,
     ColumnSpecs,
     Profile,
-    bin_categorical,
-    bin_numeric,
+    categorical_cells,
+    numeric_cells,
     numeric_status,
     status_counts,
 )
 from exporter.state.windows import BucketClock, BucketRing
+
+# Records of a write hit at most 1/SPARSE_RATIO of the bins of the buckets they span: each
+# hit cell is added on its own (a sort of the cells) instead of whole bucket rows.
+SPARSE_RATIO = 4
 
 
 class FeatureWindow:
@@ -90,13 +94,32 @@ class FeatureWindow:
         if self.specs is None or not len(buckets):
             return
         ids, groups = np.unique(buckets, return_inverse=True)
-        n = len(ids)
-        counts, sums = bin_numeric(self.specs, numeric, groups, n)
-        cat = bin_categorical(self.specs, codes, groups, n)
-        self.ring.add_buckets(ids, {"num": counts, "num_sums": sums, "cat": cat})
-        self.total_num += counts.sum(axis=0)
-        self.total_sum += sums.sum(axis=(0, 2))
-        self.total_cat += cat.sum(axis=0)
+        n, specs = len(ids), self.specs
+        num_shape = (len(self.numeric), specs.numeric_width)
+        cat_shape = (len(self.categorical), specs.categorical_width)
+        num_size, cat_size = int(np.prod(num_shape)), int(np.prod(cat_shape))
+        num_cells, values = numeric_cells(specs, numeric, groups)
+        cat_cells = categorical_cells(specs, codes, groups)
+        if (len(num_cells) + len(cat_cells)) * SPARSE_RATIO >= n * (num_size + cat_size):
+            counts = np.bincount(num_cells, minlength=n * num_size).reshape(n, *num_shape)
+            sums = np.bincount(num_cells, values, n * num_size).reshape(n, *num_shape)
+            cat = np.bincount(cat_cells, minlength=n * cat_size).reshape(n, *cat_shape)
+            self.ring.add_buckets(ids, {"num": counts, "num_sums": sums, "cat": cat})
+        else:
+            # A few records over many buckets (a backfill read with many models): the
+            # cells they hit, not every bucket's thousands of bins (docs/scaling.md).
+            at, inverse = np.unique(num_cells, return_inverse=True)
+            counts = (at, np.bincount(inverse, minlength=len(at)))
+            sums = (at, np.bincount(inverse, values, len(at)))
+            cat = np.unique(cat_cells, return_counts=True)
+            self.ring.add_cells(ids, {"num": counts, "num_sums": sums, "cat": cat})
+        # Since start, whatever the buckets: the distribution counters.
+        within = num_cells % max(1, num_size)
+        self.total_num += np.bincount(within, minlength=num_size).reshape(num_shape)
+        by_feature = within // max(1, specs.numeric_width)
+        self.total_sum += np.bincount(by_feature, values, len(self.numeric))
+        within = cat_cells % max(1, cat_size)
+        self.total_cat += np.bincount(within, minlength=cat_size).reshape(cat_shape)
 
     def merge(self, other: FeatureWindow) -> None:
         self.status += other.status

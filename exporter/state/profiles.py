@@ -295,16 +295,26 @@ def bin_numeric(
     shape = (n_feat, width) if groups is None else (n_groups, n_feat, width)
     if n_feat == 0 or values.shape[0] == 0:
         return np.zeros(shape, np.int64), np.zeros(shape)
+    flat, kept = numeric_cells(specs, values, groups)
+    size = n_feat * width * n_groups
+    counts = np.bincount(flat, minlength=size).reshape(shape)
+    sums = np.bincount(flat, weights=kept, minlength=size).reshape(shape)
+    return counts, sums
+
+
+def numeric_cells(
+    specs: ColumnSpecs, values: np.ndarray, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each non-NaN value's cell in ``bin_numeric``'s result, flattened, and the value."""
+    n_feat, width = len(specs.numeric), specs.numeric_width
+    if n_feat == 0 or values.shape[0] == 0:
+        return np.empty(0, np.int64), np.empty(0)
     idx = bin_matrix(specs, values)
     ok = ~np.isnan(values)
-    size = n_feat * width
     idx += np.arange(n_feat) * width
     if groups is not None:
-        idx += groups[:, None] * size
-    flat = idx[ok]
-    counts = np.bincount(flat, minlength=size * n_groups).reshape(shape)
-    sums = np.bincount(flat, weights=values[ok], minlength=size * n_groups).reshape(shape)
-    return counts, sums
+        idx += groups[:, None] * (n_feat * width)
+    return idx[ok], values[ok]
 
 
 def bin_matrix(specs: ColumnSpecs, values: np.ndarray) -> np.ndarray:
@@ -369,11 +379,21 @@ def bin_categorical(
     shape = (n_feat, width) if groups is None else (n_groups, n_feat, width)
     if n_feat == 0 or codes.size == 0:
         return np.zeros(shape, np.int64)
+    flat = categorical_cells(specs, codes, groups)
+    return np.bincount(flat, minlength=n_feat * width * n_groups).reshape(shape)
+
+
+def categorical_cells(
+    specs: ColumnSpecs, codes: np.ndarray, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Each counted code's cell in ``bin_categorical``'s result, flattened."""
+    n_feat, width = len(specs.categorical), specs.categorical_width
+    if n_feat == 0 or codes.size == 0:
+        return np.empty(0, np.int64)
     offset = codes + np.arange(n_feat) * width
     if groups is not None:
         offset += groups[:, None] * (n_feat * width)
-    flat = offset[codes >= 0]
-    return np.bincount(flat, minlength=n_feat * width * n_groups).reshape(shape)
+    return offset[codes >= 0]
 
 
 def numeric_status(specs: ColumnSpecs, values: np.ndarray, margin: float) -> np.ndarray:

@@ -115,12 +115,14 @@ class BucketRing:
         """The rows of this ring's (distinct) ``bucket_ids``; a row that held an older
         bucket starts again from zero."""
         rows = bucket_ids % self.size
-        stale = rows[self.ids[rows] != bucket_ids]
-        if stale.size:
-            if self._sums or self._written:
-                self._forget(stale)
-            for arr in self.arrays.values():
-                arr[stale] = 0
+        held = self.ids[rows]
+        if (held != bucket_ids).any():
+            stale = rows[(held != bucket_ids) & (held >= 0)]  # a row never used holds zeros
+            if stale.size:
+                if self._sums or self._written:
+                    self._forget(stale)
+                for arr in self.arrays.values():
+                    arr[stale] = 0
             self.ids[rows] = bucket_ids
         return rows
 
@@ -146,7 +148,32 @@ class BucketRing:
         for name, v in values.items():
             self._accumulate(name, rows, v)
 
+    def add_cells(self, bucket_ids: np.ndarray, cells: dict[str, tuple]) -> None:
+        """``add_buckets`` for values thinly spread over many buckets: ``cells[name]`` is
+        (distinct flat positions in the (len(bucket_ids), *shape) array that
+        ``add_buckets`` would take, their values). A write then costs its values, not its
+        buckets times a bucket's size: a backfill's few records of a model per read, over
+        an hour of buckets, each bucket's row thousands of bins."""
+        coarse = np.asarray(bucket_ids, np.int64) // self.group
+        distinct, which = np.unique(coarse, return_inverse=True)
+        rows = self.slots(distinct)
+        self.mutations += 1
+        for name, (flat, values) in cells.items():
+            arr = self._array(name)
+            per = arr[0].size
+            self._keep_before(name, rows)
+            target = rows[which[flat // per]] * per + flat % per
+            if len(distinct) == len(coarse):  # distinct targets
+                arr.reshape(-1)[target] += values.astype(arr.dtype)
+            else:  # buckets coarsened into one share a row: a target may repeat
+                np.add.at(arr.reshape(-1), target, values.astype(arr.dtype))
+
     def _accumulate(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
+        arr = self._array(name)
+        self._keep_before(name, rows)
+        arr[rows] += values.astype(arr.dtype)
+
+    def _keep_before(self, name: str, rows: np.ndarray) -> None:
         arr = self._array(name)
         if self._sums:
             # A row's contents before its first write since the sums were brought up to
@@ -161,7 +188,6 @@ class BucketRing:
                 before = self._written.setdefault(row, {})
                 if name not in before:
                     before[name] = arr[row].copy()
-        arr[rows] += values.astype(arr.dtype)
 
     # --- window sums, kept --------------------------------------------------------------
 
