@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from exporter.config import ServingLogFormat
 from exporter.sources.envelopes import ENVELOPE_TIME
-from exporter.sources.jsonlines import DECODE_ERRORS, classify, decode_lines
+from exporter.sources.jsonlines import DECODE_ERRORS, classify, decode_lines, split_lines
 from exporter.sources.timestamps import timestamps
 from exporter.state.batches import InvalidSample, ParsedBatch
 
@@ -197,7 +197,11 @@ class ServingLogParser:
         ignored: Counter = Counter()
         sample = InvalidSample()
 
+        rejected: list[bytes] = []  # non-blank lines not decoded, in order
+
         def on_bad(line: bytes, exc: Exception | None) -> None:
+            if line.strip():
+                rejected.append(line)
             if self.envelope and not line.lstrip().startswith(b"{"):
                 # A container's other output (an access log beside the JSON records): not
                 # corrupt input, counted apart.
@@ -219,6 +223,9 @@ class ServingLogParser:
         batch = self._columns(fast, slow, invalid)
         batch.lines = data.count(b"\n") + oversized
         batch.ignored = ignored
+        dropped = batch.first_dropped
+        if dropped is not None and dropped[0] < len(fast):
+            sample.keep_found(lambda: decoded_line(data, rejected, dropped[0]), dropped[1])
         batch.sample = sample
         return batch
 
@@ -448,6 +455,9 @@ class ServingLogParser:
         if bad_ts:
             invalid["bad_timestamp"] += bad_ts
         keep &= ts_ok
+        if not keep.all():
+            first = int(np.argmin(keep))
+            batch.first_dropped = (first, "unknown_model" if model[first] < 0 else "bad_timestamp")
         latency = np.array(col("latency"), dtype=float) * self.latency_scale
         with np.errstate(invalid="ignore"):
             odd = ~np.isnan(latency) & ~((latency >= 0) & (latency <= MAX_LATENCY_SECONDS))
@@ -507,6 +517,22 @@ class ServingLogParser:
         batch.numeric, batch.numeric_malformed = numeric, num_bad
         batch.categorical, batch.categorical_malformed = categorical, cat_bad
         return batch
+
+
+def decoded_line(data: bytes, rejected: list[bytes], index: int) -> bytes | None:
+    """The line of ``data`` that decoded into record ``index``: records are the lines in
+    order, less blank ones and those the decoder ``rejected`` (in order)."""
+    j = 0
+    for line in split_lines(data):
+        if not line.strip():
+            continue
+        if j < len(rejected) and line == rejected[j]:
+            j += 1
+            continue
+        if index == 0:
+            return line
+        index -= 1
+    return None
 
 
 class _Lenient:

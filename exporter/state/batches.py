@@ -11,15 +11,28 @@ import numpy as np
 class InvalidSample:
     """The first invalid line of a chunk and why, for a rate-limited log line."""
 
-    __slots__ = ("line", "reason")
+    __slots__ = ("_find", "_line", "reason")
 
     def __init__(self):
-        self.line: bytes | None = None
+        self._line: bytes | None = None
+        self._find = None
         self.reason = ""
 
     def keep(self, line: bytes, reason: str) -> None:
-        if self.line is None:
-            self.line, self.reason = line, reason
+        if self._line is None and self._find is None:
+            self._line, self.reason = line, reason
+
+    def keep_found(self, find, reason: str) -> None:
+        """A line found only if it is logged (``find()``: a search of the chunk, too dear
+        for every chunk when the log takes one line every 10 s)."""
+        if self._line is None and self._find is None:
+            self._find, self.reason = find, reason
+
+    @property
+    def line(self) -> bytes | None:
+        if self._line is None and self._find is not None:
+            self._line, self._find = self._find(), None
+        return self._line
 
 
 @dataclass
@@ -47,6 +60,9 @@ class ParsedBatch:
     # numeric malformed, categorical, categorical malformed) for that model's records, in
     # order, over its own features (then ``numeric``/``categorical`` above are unused).
     blocks: dict = field(default_factory=dict)
+    # The first record dropped after decoding (unknown model, bad timestamp): (its index
+    # among the decoded records, why), so that its line can be sampled into the log.
+    first_dropped: tuple[int, str] | None = None
 
     @property
     def records(self) -> int:

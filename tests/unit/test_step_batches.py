@@ -115,3 +115,33 @@ def test_an_invalid_line_is_logged_with_its_own_file_and_offset(tmp_path, caplog
     with caplog.at_level(logging.WARNING):
         exporter.ingest_pass()
     assert f"file={logs / 'c.jsonl'} offset={len(head)} reason=not_json" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"timestamp": "yesterday", "model": "d"}', "bad_timestamp"),
+        (b'{"timestamp": 1e9, "model": "nobody"}', "unknown_model"),
+    ],
+)
+def test_a_record_dropped_after_decoding_is_logged_as_its_line(tmp_path, caplog, line, reason):
+    """Unknown models and bad timestamps are found after decoding (no line in hand): the
+    log still shows the line and where it is, past lines the typed decoder rejected before
+    it (a malformed feature value: the record is salvaged, not an invalid line)."""
+    now = time.time()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def good(n: int) -> bytes:
+        records = ({"timestamp": now - i, "model": "a", "features": {"x": i}} for i in range(n))
+        return b"".join(json.dumps(r).encode() + b"\n" for r in records)
+
+    salvaged = {"timestamp": now, "model": "a", "features": {"x": "not a number"}}
+    head = good(30) + (json.dumps(salvaged).encode() + b"\n") * 2 + good(5)
+    (logs / "a.jsonl").write_bytes(head + line + b"\n" + head)
+    exporter = exporter_for(tmp_path, logs)
+    with caplog.at_level(logging.WARNING):
+        exporter.ingest_pass()
+    assert exporter.state.source("serving").invalid[reason] == 1
+    assert f"file={logs / 'a.jsonl'} offset={len(head)} reason=" in caplog.text
+    assert f"line starts: {line!r}" in caplog.text
