@@ -126,7 +126,9 @@ class Exporter:
         self.records_endpoint: RecordsEndpoint | None = None
         self.kserve_endpoint: KServeEndpoint | None = None
         self.ingests = self._build_ingests(self.state)
+        # Set once an ingest pass is done and its rendering published: /metrics answers.
         self.ready = threading.Event()
+        self._passed = False
         self.rendering: Rendering | None = None
         self.want_openmetrics = threading.Event()  # set by the first OpenMetrics-only scrape
         self.loop_errors: Counter = Counter()  # by stage: ingest, stats, render
@@ -343,6 +345,8 @@ class Exporter:
 
     def _publish(self, text: bytes, gzipped: bytes, rendered_at: float, om) -> None:
         self.rendering = Rendering(text, gzipped, rendered_at, om)
+        if self._passed:
+            self.ready.set()
 
     def healthy(self) -> bool:
         """False once the ingest or the gzip thread has died (they never should: /-/healthy
@@ -367,7 +371,7 @@ class Exporter:
             except Exception:
                 self._error("ingest", "an ingest pass")
                 self.caught_up = True  # wait before the next try
-            self.ready.set()
+            self._passed = True  # ready once this pass's rendering is published
             try:
                 if self.compressor.running:
                     text, om = self.encode()

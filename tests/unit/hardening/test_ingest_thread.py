@@ -179,3 +179,26 @@ def test_a_dead_gzip_thread_makes_healthy_503(tmp_path):
     finally:
         e.stop()
         server.stop()
+
+
+def test_ready_means_metrics_can_be_scraped(tmp_path, monkeypatch):
+    """/-/ready answers 200 only once a rendering is published: a scrape routed by a
+    readiness probe never gets "No rendering yet" (gzip, on its own thread, made the
+    first rendering land after the first ingest pass)."""
+    import gzip
+
+    real_compress = gzip.compress
+
+    def slow(data, **kw):
+        time.sleep(0.5)
+        return real_compress(data, **kw)
+
+    monkeypatch.setattr(gzip, "compress", slow)
+    e, server, url, _ = serve(tmp_path)
+    e.start()
+    try:
+        wait_for(lambda: requests.get(f"{url}/-/ready", timeout=2).status_code == 200, timeout=10)
+        assert requests.get(f"{url}/metrics", timeout=2).status_code == 200
+    finally:
+        e.stop()
+        server.stop()
