@@ -10,8 +10,9 @@ buckets (the shipped MAX_PROFILE_BUCKETS), and with no cap (every 5 min bucket k
 before). Every bucket of the ring gets records (one line per model per bucket: a line
 writes a cell per feature, ~400 bytes apart in a bucket's row of 100 features x ~100 bins,
 so every page of every row is touched, as a long run's recycled rows are), so the RSS is
-the ring's full size, not a short run's (short runs understate it). Printed: RSS after ingest (MiB), the statistics pass and the
-rendering (ms, medians of 3), and the windows' profile buckets.
+the ring's full size, not a short run's (short runs understate it). Printed: RSS after
+ingest (MiB), the statistics pass and the rendering (ms, medians of 3), and the windows'
+profile buckets.
 """
 
 from __future__ import annotations
