@@ -13,6 +13,7 @@ from exporter.state.profiles import (
     ColumnSpecs,
     Profile,
     categorical_cells,
+    cell_array,
     numeric_cells,
     numeric_status,
     status_counts,
@@ -101,9 +102,9 @@ class FeatureWindow:
         num_cells, values = numeric_cells(specs, numeric, groups)
         cat_cells = categorical_cells(specs, codes, groups)
         if (len(num_cells) + len(cat_cells)) * SPARSE_RATIO >= n * (num_size + cat_size):
-            counts = np.bincount(num_cells, minlength=n * num_size).reshape(n, *num_shape)
-            sums = np.bincount(num_cells, values, n * num_size).reshape(n, *num_shape)
-            cat = np.bincount(cat_cells, minlength=n * cat_size).reshape(n, *cat_shape)
+            counts = cell_array(num_cells, (n, *num_shape))
+            sums = cell_array(num_cells, (n, *num_shape), values)
+            cat = cell_array(cat_cells, (n, *cat_shape))
             self.ring.add_buckets(ids, {"num": counts, "num_sums": sums, "cat": cat})
         else:
             # A few records over many buckets (a backfill read with many models): the
@@ -115,11 +116,11 @@ class FeatureWindow:
             self.ring.add_cells(ids, {"num": counts, "num_sums": sums, "cat": cat})
         # Since start, whatever the buckets: the distribution counters.
         within = num_cells % max(1, num_size)
-        self.total_num += np.bincount(within, minlength=num_size).reshape(num_shape)
+        self.total_num += cell_array(within, num_shape)
         by_feature = within // max(1, specs.numeric_width)
-        self.total_sum += np.bincount(by_feature, values, len(self.numeric))
+        self.total_sum += cell_array(by_feature, (len(self.numeric),), values)
         within = cat_cells % max(1, cat_size)
-        self.total_cat += np.bincount(within, minlength=cat_size).reshape(cat_shape)
+        self.total_cat += cell_array(within, cat_shape)
 
     def merge(self, other: FeatureWindow) -> None:
         self.status += other.status

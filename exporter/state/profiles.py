@@ -296,10 +296,14 @@ def bin_numeric(
     if n_feat == 0 or values.shape[0] == 0:
         return np.zeros(shape, np.int64), np.zeros(shape)
     flat, kept = numeric_cells(specs, values, groups)
-    size = n_feat * width * n_groups
-    counts = np.bincount(flat, minlength=size).reshape(shape)
-    sums = np.bincount(flat, weights=kept, minlength=size).reshape(shape)
-    return counts, sums
+    return cell_array(flat, shape), cell_array(flat, shape, kept)
+
+
+def cell_array(flat: np.ndarray, shape: tuple, weights: np.ndarray | None = None) -> np.ndarray:
+    """An array of ``shape`` holding how many of the flat positions ``flat`` fall in each
+    cell (with ``weights``: the sum of theirs)."""
+    size = int(np.prod(shape))
+    return np.bincount(flat, weights=weights, minlength=size).reshape(shape)
 
 
 def numeric_cells(
@@ -379,8 +383,7 @@ def bin_categorical(
     shape = (n_feat, width) if groups is None else (n_groups, n_feat, width)
     if n_feat == 0 or codes.size == 0:
         return np.zeros(shape, np.int64)
-    flat = categorical_cells(specs, codes, groups)
-    return np.bincount(flat, minlength=n_feat * width * n_groups).reshape(shape)
+    return cell_array(categorical_cells(specs, codes, groups), shape)
 
 
 def categorical_cells(
