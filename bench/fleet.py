@@ -11,8 +11,8 @@
    Prometheus has core 1 to itself, the exporters share core 0: the rules' cost, not the
    exporters'. A fresh Prometheus has no previous window for an hour, so the shipped rules
    compute no drift in a short run; ``--window 2m`` (rules generated for it) does, after
-   2 minutes: run it for --seconds 300 to see the steady state's joins (its increase()
-   reads 8 samples a series, the hour's 240).
+   2 minutes (its increase() reads 8 samples a series, the hour's 240). Durations are
+   sampled for --seconds once every group has computed skew and drift.
 
 Ingest throughput with and without (bench/ingest.py on two commits) and /metrics latency
 under load (bench/soak.py) are the other two figures of docs/fleet.md.
@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,6 +58,15 @@ def traffic(path: str, models: int, features: int, lines: int) -> None:
             fh.write(json.dumps(record) + "\n")
 
 
+def trickle(paths: list[str], models: int, features: int, stop: threading.Event) -> None:
+    """Traffic all along (500 lines per instance every 10 s), so every window, and the one
+    before it, holds min_samples values: with one burst at the start the windows empty after
+    a window's length and the rules compute nothing (they cost as much, on NaN shares)."""
+    while not stop.wait(10):
+        for path in paths:
+            traffic(path, models, features, 500)
+
+
 def series_per_model(text: str, model: str) -> tuple[int, int]:
     dist = rest = 0
     for line in text.splitlines():
@@ -67,6 +77,10 @@ def series_per_model(text: str, model: str) -> tuple[int, int]:
         else:
             rest += 1
     return dist, rest
+
+
+def seconds_of(duration: str) -> float:
+    return float(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
 
 
 def rule_durations(prom: Prometheus) -> dict[str, float]:
@@ -85,10 +99,18 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--window", default="1h", help="the fleet rules' window")
+    ap.add_argument(
+        "--prometheus-cores",
+        choices=("one", "all"),
+        default="one",
+        help="one: Prometheus on a core of its own (the rules' cost); all: on every core, "
+        "as a server runs it, so groups evaluated at the same time run side by side",
+    )
     args = ap.parse_args()
     cores = os.sched_getaffinity(0)
     work = tempfile.mkdtemp(prefix="mlpipe-fleet-")
     exporters, prom = [], None
+    stop = threading.Event()
     try:
         models = write_references(work, args.models, args.features)
         for k in range(args.instances):
@@ -115,6 +137,11 @@ def main() -> None:
             traffic(
                 os.path.join(work, f"e{k}", "logs", "a.jsonl"), args.models, args.features, 4000
             )
+        logs = [os.path.join(work, f"e{k}", "logs", "a.jsonl") for k in range(args.instances)]
+        writer = threading.Thread(
+            target=trickle, args=(logs, args.models, args.features, stop), daemon=True
+        )
+        writer.start()
         wait_for(
             lambda: all("mlpipe_feature_value_count" in e.metrics() for e in exporters),
             timeout=300,
@@ -140,9 +167,25 @@ def main() -> None:
         )
         if len(cores) > 1:
             first, *others = sorted(cores)
-            os.sched_setaffinity(prom.proc.pid, set(others))
+            if args.prometheus_cores == "one":
+                os.sched_setaffinity(prom.proc.pid, set(others))
             for e in exporters:
                 os.sched_setaffinity(e.proc.pid, {first})
+        # Sampled from when every group computes what it is for: the reference group runs
+        # within its 4 min interval, drift once a previous window exists. An empty
+        # evaluation before that takes milliseconds and would pull the medians down.
+        started = time.time()
+        wait_for(
+            lambda: (
+                (prom.value("count(mlpipe:feature_skew:fleet)") or 0) > 0
+                and (prom.value("count(mlpipe:feature_drift:fleet)") or 0) > 0
+            ),
+            timeout=600 + 2 * seconds_of(args.window),
+            interval=5,
+            what="fleet skew and drift",
+        )
+        print(f"skew and drift computed {time.time() - started:.0f} s after Prometheus started")
+        time.sleep(60)  # one more evaluation of every 1 min group with its inputs all there
         samples: dict[str, list[float]] = {}
         deadline = time.time() + args.seconds
         while time.time() < deadline:
@@ -170,7 +213,8 @@ def main() -> None:
         )[:8]
         print(f"fleet: {args.instances} instances x {args.models} models x {args.features} "
               f"features ({args.features - 5} numeric, 5 categorical of 4 values), "
-              f"{args.window} window, {args.seconds:.0f} s")  # fmt: skip
+              f"{args.window} window, {args.seconds:.0f} s, Prometheus on "
+              f"{args.prometheus_cores} of {len(cores)} cores")  # fmt: skip
         print("| figure | value |")
         print("|---|---|")
         print(f"| series per model, distribution families | {dist} |")
@@ -187,6 +231,7 @@ def main() -> None:
         for seconds, name, labels in slowest:
             print(f"  {seconds:.3f} {name} {labels}")
     finally:
+        stop.set()
         if prom is not None:
             prom.stop()
         for e in exporters:
