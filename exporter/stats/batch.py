@@ -42,32 +42,39 @@ def js_distance(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
     return np.where(empty, 0.0, out)
 
 
-def ks_statistic(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
-    f_ref = np.cumsum(_shares(reference), axis=1)
-    f_cur = np.cumsum(_shares(current), axis=1)
+def ks_statistic(f_ref: np.ndarray, f_cur: np.ndarray) -> np.ndarray:
+    """The largest gap between two rows' cumulative shares."""
     return np.max(np.abs(f_ref - f_cur), axis=1)
 
 
-def _cdf_integrals(edges: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
-    n = counts.sum(axis=1, keepdims=True)
-    counts, sums = counts / n, sums / n
-    f_left = np.cumsum(counts, axis=1)[:, :-2]
+class _Fine:
+    """A side's fine bins as KS and Wasserstein both read them: shares, cumulative shares
+    and value sums per value (0 in an empty row), each computed once."""
+
+    def __init__(self, counts: np.ndarray, sums: np.ndarray):
+        total = counts.sum(axis=1, keepdims=True)
+        self.empty = total[:, 0] == 0
+        # A plain division (a masked one costs several times more): an empty row's zeros
+        # over 1 are zeros.
+        safe = np.where(self.empty[:, None], 1.0, total)
+        self.shares, self.sums = counts / safe, sums / safe
+        self.cumulative = np.cumsum(self.shares, axis=1)
+
+
+def _cdf_integrals(edges: np.ndarray, side: _Fine) -> np.ndarray:
+    counts, sums = side.shares, side.sums
+    f_left = side.cumulative[:, :-2]
     interior = np.diff(edges, axis=1) * f_left + counts[:, 1:-1] * edges[:, 1:] - sums[:, 1:-1]
     low = counts[:, :1] * edges[:, :1] - sums[:, :1]
     high = sums[:, -1:] - counts[:, -1:] * edges[:, -1:]
     return np.concatenate([low, interior, high], axis=1)
 
 
-def wasserstein(edges, ref_counts, ref_sums, cur_counts, cur_sums, scale) -> np.ndarray:
+def wasserstein(edges, ref: _Fine, cur: _Fine, scale) -> np.ndarray:
     """``edges`` (columns, fine bins - 1); ``scale`` (columns,)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        diff = _cdf_integrals(edges, ref_counts, ref_sums) - _cdf_integrals(
-            edges, cur_counts, cur_sums
-        )
-    distance = np.abs(diff).sum(axis=1)
-    empty = (ref_counts.sum(axis=1) == 0) | (cur_counts.sum(axis=1) == 0)
+    distance = np.abs(_cdf_integrals(edges, ref) - _cdf_integrals(edges, cur)).sum(axis=1)
     out = np.where(scale > 0, distance / np.where(scale > 0, scale, 1.0), distance)
-    return np.where(empty, 0.0, out)
+    return np.where(ref.empty | cur.empty, 0.0, out)
 
 
 def ks_pvalue(statistic: np.ndarray, n: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -132,12 +139,14 @@ def numeric_compare(edges, groups, n_groups, scale, base_counts, base_sums, coun
     effects), as drift.numeric_scores and verdict.numeric_pvalue give them one by one."""
     ref_coarse = regroup(base_counts, groups, n_groups)
     cur_coarse = regroup(counts, groups, n_groups)
-    ks = ks_statistic(base_counts, counts)
+    # KS and Wasserstein read the same cumulative shares: each side's, once.
+    ref, cur = _Fine(base_counts, base_sums), _Fine(counts, sums)
+    ks = ks_statistic(ref.cumulative, cur.cumulative)
     scores = {
         "psi": psi(ref_coarse, cur_coarse),
         "js": js_distance(ref_coarse, cur_coarse),
         "ks": ks,
-        "wasserstein": wasserstein(edges, base_counts, base_sums, counts, sums, scale),
+        "wasserstein": wasserstein(edges, ref, cur, scale),
     }
     n, m = cur_coarse.sum(axis=1), ref_coarse.sum(axis=1)
     p_ks = ks_pvalue(ks, n, m)
