@@ -98,7 +98,8 @@ def _numeric_together(specs: ColumnSpecs, base: Profile, current: Profile, minim
     if not len(rows):
         return {}
     width = specs.numeric_width
-    ref_counts, cur_counts = base.numeric[rows, :width], current.numeric[rows, :width]
+    pick = _view(rows)
+    ref_counts, cur_counts = base.numeric[pick, :width], current.numeric[pick, :width]
     enough = (ref_counts.sum(axis=1) >= minimum) & (cur_counts.sum(axis=1) >= minimum)
     names = [specs.numeric[j].name for j in rows.tolist()]
     out = {name: ({}, None) for name, ok in zip(names, enough.tolist(), strict=True) if not ok}
@@ -106,6 +107,7 @@ def _numeric_together(specs: ColumnSpecs, base: Profile, current: Profile, minim
         return out
     if not enough.all():
         rows, edges, groups, scales = rows[enough], edges[enough], groups[enough], scales[enough]
+        pick = rows
         ref_counts, cur_counts = ref_counts[enough], cur_counts[enough]
         names = [name for name, ok in zip(names, enough.tolist(), strict=True) if ok]
     found, pvalues, effects = batch.numeric_compare(
@@ -114,9 +116,9 @@ def _numeric_together(specs: ColumnSpecs, base: Profile, current: Profile, minim
         n_groups,
         scales,
         ref_counts,
-        base.sums[rows, :width],
+        base.sums[pick, :width],
         cur_counts,
-        current.sums[rows, :width],
+        current.sums[pick, :width],
     )
     columns = zip(*(values.tolist() for values in found.values()), strict=True)
     methods = list(found)
@@ -124,6 +126,14 @@ def _numeric_together(specs: ColumnSpecs, base: Profile, current: Profile, minim
     for name, values, test in zip(names, columns, tests, strict=True):
         out[name] = (dict(zip(methods, values, strict=True)), test)
     return out
+
+
+def _view(rows: np.ndarray) -> np.ndarray | slice:
+    """``rows`` as a slice where they are consecutive (the usual case: every numeric column
+    in the batch), so that the windows' arrays are read in place, not copied."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1:
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
 
 
 def _categorical_together(

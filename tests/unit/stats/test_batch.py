@@ -10,7 +10,7 @@ from exporter.state.compare import _columns, column_compare, profile_compare
 from exporter.state.profiles import ColumnSpecs, NumericSpec, Profile, bin_numeric
 
 
-def specs_and_reference(rng):
+def specs_and_reference(rng, few_last=False):
     samples = [
         rng.normal(0, 1, 5000),
         rng.lognormal(2, 1, 5000),
@@ -19,6 +19,8 @@ def specs_and_reference(rng):
         rng.integers(0, 4, 5000).astype(float),  # few distinct values: fewer bins
         rng.normal(10, 0.1, 5000),
     ]
+    if few_last:  # the batch's columns consecutive: read in place (compare._view), not copied
+        samples.append(samples.pop(4))
     specs = ColumnSpecs(
         tuple(
             NumericSpec.from_sample(f"f{j}", x, float(x.min()), float(x.max()), float(x.std()))
@@ -36,9 +38,10 @@ def profile_of(specs, values: np.ndarray) -> Profile:
 @pytest.mark.parametrize("n", [0, 30, 120, 400, 5000])
 @pytest.mark.parametrize("shift", [0.0, 0.3])
 @pytest.mark.parametrize("reference", [True, False])
-def test_together_equals_one_by_one(n, shift, reference):
+@pytest.mark.parametrize("few_last", [False, True])
+def test_together_equals_one_by_one(n, shift, reference, few_last):
     rng = np.random.default_rng(n + int(shift * 10))
-    specs, samples = specs_and_reference(rng)
+    specs, samples = specs_and_reference(rng, few_last)
     assert len({s.bins for s in specs.numeric}) > 1  # some columns go the one-by-one way
     base = profile_of(specs, np.column_stack(samples))
     if not reference:
