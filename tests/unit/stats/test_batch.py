@@ -10,7 +10,7 @@ from exporter.state.compare import _columns, column_compare, profile_compare
 from exporter.state.profiles import ColumnSpecs, NumericSpec, Profile, bin_numeric
 
 
-def specs_and_reference(rng, few_last=False):
+def specs_and_reference(rng, few_last=False, batched_only=False):
     samples = [
         rng.normal(0, 1, 5000),
         rng.lognormal(2, 1, 5000),
@@ -21,6 +21,8 @@ def specs_and_reference(rng, few_last=False):
     ]
     if few_last:  # the batch's columns consecutive: read in place (compare._view), not copied
         samples.append(samples.pop(4))
+    if batched_only:  # every column in the batch: its results carried without a loop
+        samples.pop(4)
     specs = ColumnSpecs(
         tuple(
             NumericSpec.from_sample(f"f{j}", x, float(x.min()), float(x.max()), float(x.std()))
@@ -35,14 +37,28 @@ def profile_of(specs, values: np.ndarray) -> Profile:
     return Profile(counts, sums, np.zeros((0, 0), np.int64))
 
 
+def assert_in_specs_order(specs, base, cur, scores, tests, reference):
+    """Keys as one column at a time gives them: the series' order on /metrics."""
+    want_scores, want_tests = [], []
+    for spec, b, c in _columns(specs, base, cur):
+        column, test = column_compare(spec, b, c, 100, reference=reference)
+        want_scores += [(spec.name, method) for method in column]
+        want_tests += [spec.name] if test is not None else []
+    assert list(scores) == want_scores
+    assert list(tests) == want_tests
+
+
 @pytest.mark.parametrize("n", [0, 30, 120, 400, 5000])
 @pytest.mark.parametrize("shift", [0.0, 0.3])
 @pytest.mark.parametrize("reference", [True, False])
-@pytest.mark.parametrize("few_last", [False, True])
-def test_together_equals_one_by_one(n, shift, reference, few_last):
+@pytest.mark.parametrize("layout", ["mixed", "few_last", "batched_only"])
+def test_together_equals_one_by_one(n, shift, reference, layout):
     rng = np.random.default_rng(n + int(shift * 10))
-    specs, samples = specs_and_reference(rng, few_last)
-    assert len({s.bins for s in specs.numeric}) > 1  # some columns go the one-by-one way
+    specs, samples = specs_and_reference(
+        rng, few_last=layout == "few_last", batched_only=layout == "batched_only"
+    )
+    batched = len(specs.numeric_batch[0]) == len(specs.numeric)
+    assert batched == (layout == "batched_only")  # else some columns go one by one
     base = profile_of(specs, np.column_stack(samples))
     if not reference:
         base = profile_of(specs, np.column_stack([rng.choice(x, 800) for x in samples]))
@@ -51,6 +67,7 @@ def test_together_equals_one_by_one(n, shift, reference, few_last):
         current[rng.random(current.shape) < 0.05] = np.nan  # missing values
     cur = profile_of(specs, current)
     scores, tests = profile_compare(specs, base, cur, 100, reference=reference)
+    assert_in_specs_order(specs, base, cur, scores, tests, reference)
     for spec, b, c in _columns(specs, base, cur):
         want, want_test = column_compare(spec, b, c, 100, reference=reference)
         got = {m: scores[(spec.name, m)] for m in want}
@@ -112,6 +129,7 @@ def test_categorical_together_equals_one_by_one(n, reference):
     base = Profile(empty, empty, counts(5000 if reference else 800))
     cur = Profile(empty, empty, counts(n))
     scores, tests = profile_compare(specs, base, cur, 100, reference=reference)
+    assert_in_specs_order(specs, base, cur, scores, tests, reference)
     for spec, b, c in _columns(specs, base, cur):
         want, want_test = column_compare(spec, b, c, 100, reference=reference)
         assert {k for (name, k) in scores if name == spec.name} == set(want)
