@@ -39,6 +39,7 @@ import requests
 import yaml
 
 from bench.soak import write_references
+from exporter.durations import parse_duration
 from tests.helpers import wait_for
 from tests.integration.conftest import ROOT, ExporterProcess, Prometheus
 
@@ -77,10 +78,6 @@ def series_per_model(text: str, model: str) -> tuple[int, int]:
         else:
             rest += 1
     return dist, rest
-
-
-def seconds_of(duration: str) -> float:
-    return float(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
 
 
 def rule_durations(prom: Prometheus) -> dict[str, float]:
@@ -180,7 +177,7 @@ def main() -> None:
                 (prom.value("count(mlpipe:feature_skew:fleet)") or 0) > 0
                 and (prom.value("count(mlpipe:feature_drift:fleet)") or 0) > 0
             ),
-            timeout=600 + 2 * seconds_of(args.window),
+            timeout=600 + 2 * parse_duration(args.window),
             interval=5,
             what="fleet skew and drift",
         )
