@@ -14,9 +14,17 @@ from exporter.stats.drift import PSI_EPSILON
 from exporter.stats.verdict import MIN_EXPECTED
 
 
-def _shares(counts: np.ndarray) -> np.ndarray:
+def _row_totals(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's total as a column to divide by, 1 for an empty row (its zeros over 1 are
+    zeros: a plain division, where a masked one costs several times more), and which rows
+    are empty."""
     total = counts.sum(axis=1, keepdims=True)
-    return np.divide(counts, total, out=np.zeros_like(counts, dtype=float), where=total > 0)
+    empty = total[:, 0] == 0
+    return np.where(empty[:, None], 1, total), empty
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    return counts / _row_totals(counts)[0]
 
 
 def regroup(counts: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
@@ -52,12 +60,8 @@ class _Fine:
     and value sums per value (0 in an empty row), each computed once."""
 
     def __init__(self, counts: np.ndarray, sums: np.ndarray):
-        total = counts.sum(axis=1, keepdims=True)
-        self.empty = total[:, 0] == 0
-        # A plain division (a masked one costs several times more): an empty row's zeros
-        # over 1 are zeros.
-        safe = np.where(self.empty[:, None], 1.0, total)
-        self.shares, self.sums = counts / safe, sums / safe
+        total, self.empty = _row_totals(counts)
+        self.shares, self.sums = counts / total, sums / total
         self.cumulative = np.cumsum(self.shares, axis=1)
 
 
