@@ -19,8 +19,12 @@ def test_a_huge_partition_does_not_hold_up_serving_or_shutdown(tmp_path):
     pq.write_table(pa.table({"x": rng.normal(0, 1, 5000)}), tmp_path / "train" / "t.parquet")
     daily = tmp_path / "daily" / "date=2026-11-01"
     daily.mkdir(parents=True)
-    # 20M rows of one value: a few KB on disk, seconds of profiling.
-    pq.write_table(pa.table({"x": np.zeros(20_000_000)}), daily / "p.parquet")
+    # 400M rows of one value: 2 MB on disk, ~10 s of profiling here. 20M rows (0.5 s) made
+    # the test a race: the partition was done before the serving lines were written.
+    zeros = pa.table({"x": np.zeros(20_000_000)})
+    with pq.ParquetWriter(daily / "p.parquet", zeros.schema) as writer:
+        for _ in range(20):
+            writer.write_table(zeros)
     logs = tmp_path / "logs"
     logs.mkdir()
     cfg = {
