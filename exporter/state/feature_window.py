@@ -109,11 +109,14 @@ class FeatureWindow:
         else:
             # A few records over many buckets (a backfill read with many models): the
             # cells they hit, not every bucket's thousands of bins (docs/scaling.md).
-            at, inverse = np.unique(num_cells, return_inverse=True)
-            counts = (at, np.bincount(inverse, minlength=len(at)))
-            sums = (at, np.bincount(inverse, values, len(at)))
-            cat = np.unique(cat_cells, return_counts=True)
-            self.ring.add_cells(ids, {"num": counts, "num_sums": sums, "cat": cat})
+            self.ring.add_cells(
+                ids,
+                {
+                    "num": (num_cells, None),
+                    "num_sums": (num_cells, values),
+                    "cat": (cat_cells, None),
+                },
+            )
         # Since start, whatever the buckets: the distribution counters.
         within = num_cells % max(1, num_size)
         self.total_num += cell_array(within, num_shape)

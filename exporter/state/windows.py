@@ -150,10 +150,13 @@ class BucketRing:
 
     def add_cells(self, bucket_ids: np.ndarray, cells: dict[str, tuple]) -> None:
         """``add_buckets`` for values thinly spread over many buckets: ``cells[name]`` is
-        (distinct flat positions in the (len(bucket_ids), *shape) array that
-        ``add_buckets`` would take, their values). A write then costs its values, not its
-        buckets times a bucket's size: a backfill's few records of a model per read, over
-        an hour of buckets, each bucket's row thousands of bins."""
+        (flat positions in the (len(bucket_ids), *shape) array that ``add_buckets`` would
+        take, a position once per record that hits it; each record's value there, or None
+        for 1). A write then costs its records, not its buckets times a bucket's size: a
+        backfill's few records of a model per read, over an hour of buckets, each bucket's
+        row thousands of bins. ``np.add.at`` adds repeated positions in one unbuffered pass
+        (numpy >= 1.25 made it ~8x faster than the distinct cells by ``np.unique`` and
+        ``bincount`` it replaced)."""
         coarse = np.asarray(bucket_ids, np.int64) // self.group
         distinct, which = np.unique(coarse, return_inverse=True)
         rows = self.slots(distinct)
@@ -163,10 +166,9 @@ class BucketRing:
             per = arr[0].size
             self._keep_before(name, rows)
             target = rows[which[flat // per]] * per + flat % per
-            if len(distinct) == len(coarse):  # distinct targets
-                arr.reshape(-1)[target] += values.astype(arr.dtype)
-            else:  # buckets coarsened into one share a row: a target may repeat
-                np.add.at(arr.reshape(-1), target, values.astype(arr.dtype))
+            # Of the array's own dtype: a value to cast makes add.at ~40x slower.
+            add = arr.dtype.type(1) if values is None else values.astype(arr.dtype)
+            np.add.at(arr.reshape(-1), target, add)
 
     def _accumulate(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
         arr = self._array(name)
