@@ -345,11 +345,15 @@ def apply_serving(state: State, model_names, columns, batch, now: float) -> None
     """A parsed batch into the models' state (files and pushed records alike)."""
     if not batch.records:
         return
-    for index in np.unique(batch.model):
+    # Each model's rows, in the batch's order: one stable sort, not a scan per model.
+    order = np.argsort(batch.model, kind="stable")
+    indices, starts = np.unique(batch.model[order], return_index=True)
+    ends = [*starts[1:].tolist(), len(order)]
+    for index, start, end in zip(indices.tolist(), starts.tolist(), ends, strict=True):
         model_state = state.models.get(model_names[index])
         if model_state is None or model_state.model.name not in columns:
             continue  # a push parsed before a reload removed its model
-        rows = np.flatnonzero(batch.model == index)
+        rows = order[start:end]
         versions = [batch.version[i] for i in rows]
         slots = slots_for(model_state.slots, versions, now)
         for freed in model_state.slots.evicted:

@@ -89,12 +89,15 @@ class FeatureWindow:
         self.status[n_num:] += status_counts(status)
         return codes
 
-    def add(self, buckets: np.ndarray, numeric: np.ndarray, codes: np.ndarray) -> None:
+    def add(
+        self, buckets: np.ndarray, numeric: np.ndarray, codes: np.ndarray, grouped=None
+    ) -> None:
         """Records with their time buckets (rows,): numeric values (rows, F_num),
-        categorical codes (rows, F_cat). Binned once, whatever the buckets they span."""
+        categorical codes (rows, F_cat). Binned once, whatever the buckets they span.
+        ``grouped``: ``np.unique(buckets, return_inverse=True)``, if the caller has it."""
         if self.specs is None or not len(buckets):
             return
-        ids, groups = np.unique(buckets, return_inverse=True)
+        ids, groups = grouped or np.unique(buckets, return_inverse=True)
         n, specs = len(ids), self.specs
         num_shape = (len(self.numeric), specs.numeric_width)
         cat_shape = (len(self.categorical), specs.categorical_width)

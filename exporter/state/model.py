@@ -290,10 +290,12 @@ class ModelState:
         else:
             kept = np.flatnonzero(keep)
             b, s, lat = bucket[kept], slots[kept], batch.latency[rows[kept]]
-        self.traffic.add(b, s, lat)
-        self.features.add(b, numeric[kept], codes[kept] if codes.size else codes)
+        # The three windows group the rows by bucket alike: once for all.
+        grouped = np.unique(b, return_inverse=True) if len(b) else None
+        self.traffic.add(b, s, lat, grouped)
+        self.features.add(b, numeric[kept], codes[kept] if codes.size else codes, grouped)
         if self.predictions is not None:
-            self.predictions.add(b, s, predictions[kept])
+            self.predictions.add(b, s, predictions[kept], grouped)
         if scores is not None:
             scores, predicted = scores[kept], predicted[kept]
             for one in np.unique(b):

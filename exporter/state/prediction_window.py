@@ -31,13 +31,14 @@ class PredictionWindow:
             return self.spec.codes([canonical_category(p) for p in raw])[0]
         return np.array([p if isinstance(p, float) else np.nan for p in raw], dtype=float)
 
-    def add(self, buckets: np.ndarray, slots: np.ndarray, values: np.ndarray) -> None:
+    def add(self, buckets: np.ndarray, slots: np.ndarray, values: np.ndarray, grouped=None) -> None:
         """Predictions with their time buckets and version slots (``values``' codes or
-        floats); binned once, whatever the buckets they span."""
+        floats); binned once, whatever the buckets they span. ``grouped``:
+        ``np.unique(buckets, return_inverse=True)``, if the caller has it."""
         spec, width = self.spec, self.spec.bins
         if not len(buckets):
             return
-        ids, groups = np.unique(buckets, return_inverse=True)
+        ids, groups = grouped or np.unique(buckets, return_inverse=True)
         n, size = len(ids), self.n_slots * width
         if isinstance(spec, CategoricalSpec):
             ok = values >= 0

@@ -20,12 +20,15 @@ class TrafficWindow:
             },
         )
 
-    def add(self, buckets: np.ndarray, slots: np.ndarray, latency: np.ndarray) -> None:
-        """Records with their time buckets: version slots and latencies (NaN: none)."""
+    def add(
+        self, buckets: np.ndarray, slots: np.ndarray, latency: np.ndarray, grouped=None
+    ) -> None:
+        """Records with their time buckets: version slots and latencies (NaN: none).
+        ``grouped``: ``np.unique(buckets, return_inverse=True)``, if the caller has it."""
         if not len(buckets):
             return
         n_slots = self.ring.shape("records")[-1]
-        ids, groups = np.unique(buckets, return_inverse=True)
+        ids, groups = grouped or np.unique(buckets, return_inverse=True)
         n = len(ids)
         records = np.bincount(groups * n_slots + slots, minlength=n * n_slots)
         records = records.reshape(n, n_slots)
