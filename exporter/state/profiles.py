@@ -295,8 +295,20 @@ def bin_numeric(
     shape = (n_feat, width) if groups is None else (n_groups, n_feat, width)
     if n_feat == 0 or values.shape[0] == 0:
         return np.zeros(shape, np.int64), np.zeros(shape)
-    flat, kept = numeric_cells(specs, values, groups)
-    return cell_array(flat, shape), cell_array(flat, shape, kept)
+    # NaN cells go to one bin past the end, dropped after counting: the matrix is counted
+    # whole, not first compressed to its valid values (two copies of it). The sums add the
+    # same values in the same order as over the compressed ones.
+    nan = np.isnan(values)
+    idx = bin_matrix(specs, values, nan)
+    idx += np.arange(n_feat) * width
+    if groups is not None:
+        idx += groups[:, None] * (n_feat * width)
+    size = int(np.prod(shape))
+    idx[nan] = size
+    flat = idx.ravel()
+    counts = np.bincount(flat, minlength=size + 1)[:size].reshape(shape)
+    sums = np.bincount(flat, weights=values.ravel(), minlength=size + 1)[:size].reshape(shape)
+    return counts, sums
 
 
 def cell_array(flat: np.ndarray, shape: tuple, weights: np.ndarray | None = None) -> np.ndarray:
@@ -313,15 +325,16 @@ def numeric_cells(
     n_feat, width = len(specs.numeric), specs.numeric_width
     if n_feat == 0 or values.shape[0] == 0:
         return np.empty(0, np.int64), np.empty(0)
-    idx = bin_matrix(specs, values)
-    ok = ~np.isnan(values)
+    nan = np.isnan(values)
+    idx = bin_matrix(specs, values, nan)
+    ok = ~nan
     idx += np.arange(n_feat) * width
     if groups is not None:
         idx += groups[:, None] * (n_feat * width)
     return idx[ok], values[ok]
 
 
-def bin_matrix(specs: ColumnSpecs, values: np.ndarray) -> np.ndarray:
+def bin_matrix(specs: ColumnSpecs, values: np.ndarray, nan: np.ndarray | None = None) -> np.ndarray:
     """``searchsorted(edges_j, values[:, j], "right")`` for every column j at once (NaN
     cells get some index; callers mask them).
 
@@ -332,8 +345,10 @@ def bin_matrix(specs: ColumnSpecs, values: np.ndarray) -> np.ndarray:
     stacked = _stacked_lut(specs)
     low, inv_width, start, steps, padded, exact = stacked
     n_feat = len(specs.numeric)
-    # NaN: any bin (masked by the caller); ±inf: past every edge, as the largest floats.
-    x = np.nan_to_num(values, nan=0.0, posinf=FLOAT_MAX, neginf=-FLOAT_MAX)
+    # NaN: any bin (masked by the caller; ``nan``: its mask, if the caller has it); ±inf:
+    # past every edge, as the largest floats. (What np.nan_to_num gives, in 2-3 passes, not 7.)
+    x = np.clip(values, -FLOAT_MAX, FLOAT_MAX)
+    np.copyto(x, 0.0, where=np.isnan(values) if nan is None else nan)
     with np.errstate(over="ignore", invalid="ignore"):
         cell = np.clip((x - low) * inv_width, 0, LUT_CELLS - 1).astype(np.int64)
     cell += np.arange(n_feat) * LUT_CELLS
