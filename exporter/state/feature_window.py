@@ -18,11 +18,7 @@ from exporter.state.profiles import (
     numeric_status,
     status_counts,
 )
-from exporter.state.windows import BucketClock, BucketRing
-
-# Records of a write hit at most 1/SPARSE_RATIO of the bins of the buckets they span: each
-# hit cell is added on its own (a sort of the cells) instead of whole bucket rows.
-SPARSE_RATIO = 4
+from exporter.state.windows import SPARSE_RATIO, BucketClock, BucketRing
 
 
 class FeatureWindow:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from exporter.state.profiles import CategoricalSpec, NumericSpec, canonical_category
-from exporter.state.windows import BucketClock, BucketRing
+from exporter.state.windows import SPARSE_RATIO, BucketClock, BucketRing
 from exporter.stats import drift
 
 
@@ -46,11 +46,24 @@ class PredictionWindow:
         else:
             ok = ~np.isnan(values)
             idx = slots[ok] * width + np.searchsorted(spec.edges, values[ok], side="right")
+        has_sums = self.ring.declared("pred_sums")
+        if len(idx) * SPARSE_RATIO < n * size:
+            # A few records over many buckets (a backfill read with many models): each
+            # record's cell, not every bucket's slots x bins (as FeatureWindow.add).
+            within = idx.copy()
+            idx += groups[ok] * size
+            cells = {"pred": (idx, None)}
+            if has_sums:
+                cells["pred_sums"] = (idx, values[ok])
+                self.total_sum += np.bincount(slots[ok], values[ok], self.n_slots)
+            self.ring.add_cells(ids, cells)
+            self.total += np.bincount(within, minlength=size).reshape(self.n_slots, width)
+            return
         idx += groups[ok] * size
         shape = (n, self.n_slots, width)
         counts = np.bincount(idx, minlength=n * size).reshape(shape)
         added = {"pred": counts}
-        if self.ring.declared("pred_sums"):
+        if has_sums:
             sums = np.bincount(idx, weights=values[ok], minlength=n * size).reshape(shape)
             self.total_sum += sums.sum(axis=(0, 2))
             added["pred_sums"] = sums

@@ -34,6 +34,11 @@ def coarse_group(per_window: int, max_buckets: int) -> int:
     return per_window
 
 
+# Records of a write hit at most 1/SPARSE_RATIO of the bins of the buckets they span: each
+# record's cell is added on its own (``BucketRing.add_cells``) instead of whole bucket rows.
+SPARSE_RATIO = 4
+
+
 class BucketClock:
     """Which bucket a timestamp falls in, and which buckets make up a window."""
 
