@@ -11,13 +11,16 @@ before). Every bucket of the ring gets records (one line per model per bucket: a
 writes a cell per feature, ~400 bytes apart in a bucket's row of 100 features x ~100 bins,
 so every page of every row is touched, as a long run's recycled rows are), so the RSS is
 the ring's full size, not a short run's (short runs understate it). Printed: RSS after
-ingest (MiB), the statistics pass and the rendering (ms, medians of 3), and the windows'
-profile buckets.
+ingest (MiB); a statistics pass with every model changed (as if each had new records, as
+bench/growth.py: before, a pass that reused every result was timed), the ingest thread's
+part of a rendering (collectors and text) and the gzip thread's (ms, medians of 3 after a
+first pass of each); the series; and the windows' profile buckets.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import shutil
@@ -98,20 +101,29 @@ def measure(work: str, max_buckets: int) -> dict:
     while not exporter.caught_up:
         exporter.ingest_pass()
     rss = psutil.Process().memory_info().rss
-    stats, render = [], []
-    for _ in range(3):
+    stats, render, compress = [], [], []
+    for _ in range(4):
+        for ms in exporter.state.models.values():
+            ms._computed_for = None  # as if every model had new records (as growth.py)
         t = time.perf_counter()
         exporter.compute_stats()
         stats.append(time.perf_counter() - t)
         t = time.perf_counter()
-        exporter.render()
+        text, _ = exporter.encode()  # the ingest thread's part of a rendering
         render.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        gzip.compress(text, compresslevel=1)  # the gzip thread's (exporter/compressor.py)
+        compress.append(time.perf_counter() - t)
+    # The first pass sums every window whole and formats every label set once: not counted.
+    stats, render, compress = stats[1:], render[1:], compress[1:]
     ring = next(iter(exporter.state.models.values())).features.ring
     exporter.stop()
     return {
         "rss_mib": rss / 2**20,
         "stats_ms": statistics.median(stats) * 1e3,
         "render_ms": statistics.median(render) * 1e3,
+        "gzip_ms": statistics.median(compress) * 1e3,
+        "series": text.count(b"\n") - text.count(b"\n#"),
         "buckets": ring.size,
         "bucket_s": ring.bucket_seconds,
     }
@@ -148,6 +160,8 @@ def main() -> None:
                 f"{r['rss_mib']:.0f}",
                 f"{r['stats_ms']:.0f}",
                 f"{r['render_ms']:.0f}",
+                f"{r['gzip_ms']:.0f}",
+                str(r["series"]),
             )
         )
     shutil.rmtree(work, ignore_errors=True)
@@ -155,7 +169,8 @@ def main() -> None:
         f"{args.models} models x {args.features} features, windows {args.length} in "
         f"{args.bucket} buckets, every bucket of the ring filled"
     )
-    print(table(rows, ("profile ring", "buckets held", "RSS MiB", "stats ms", "render ms")))
+    heads = ("profile ring", "buckets held", "RSS MiB", "stats ms", "render ms", "gzip ms")
+    print(table(rows, (*heads, "series")))
 
 
 if __name__ == "__main__":

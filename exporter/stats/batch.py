@@ -94,7 +94,6 @@ def pooled_chi2_pvalue(
     """verdict.pooled_chi2's p-value per row; ``keep_apart``: per row, the column index a
     sparse pool is not folded into while another dense column can take it."""
     ref, cur = reference.astype(float), current.astype(float)
-    rows = np.arange(len(ref))
     n_ref, n_cur = ref.sum(axis=1), cur.sum(axis=1)
     totals = ref + cur
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -102,6 +101,30 @@ def pooled_chi2_pvalue(
     expected_small = totals * small[:, None]
     present = totals > 0
     sparse = present & (expected_small < MIN_EXPECTED)
+    if sparse.any():
+        t_ref, t_cur, used = _pooled(ref, cur, totals, small, present, sparse, keep_apart)
+    else:
+        # No sparse column in any row (decile tables of enough values, the usual case):
+        # the test over the present columns as they are, the pooling's ~20 calls skipped.
+        t_ref, t_cur, used = ref, cur, present
+    columns = used.sum(axis=1)
+    col = t_ref + t_cur
+    grand = col.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e_ref = t_ref.sum(axis=1, keepdims=True) * col / grand
+        e_cur = t_cur.sum(axis=1, keepdims=True) * col / grand
+        terms = (t_ref - e_ref) ** 2 / e_ref + (t_cur - e_cur) ** 2 / e_cur
+    statistic = np.where(used, terms, 0.0).sum(axis=1)
+    df = np.maximum(columns - 1, 1)
+    p = chdtrc(df, statistic)
+    ok = (n_ref > 0) & (n_cur > 0) & (columns >= 2)
+    return np.where(ok, p, 1.0)
+
+
+def _pooled(ref, cur, totals, small, present, sparse, keep_apart):
+    """pooled_chi2_pvalue's table with each row's sparse columns pooled: (reference,
+    current, which columns count), the pool a column of its own or folded into a dense one."""
+    rows = np.arange(len(ref))
     dense = present & ~sparse
     pool_ref = np.where(sparse, ref, 0).sum(axis=1)
     pool_cur = np.where(sparse, cur, 0).sum(axis=1)
@@ -123,19 +146,7 @@ def pooled_chi2_pvalue(
     extra = has_sparse & ~fold  # the pool as a column of its own
     t_ref = np.column_stack([t_ref, np.where(extra, pool_ref, 0.0)])
     t_cur = np.column_stack([t_cur, np.where(extra, pool_cur, 0.0)])
-    used = np.column_stack([dense, extra])
-    columns = used.sum(axis=1)
-    grand = (t_ref + t_cur).sum(axis=1, keepdims=True)
-    col = t_ref + t_cur
-    with np.errstate(invalid="ignore", divide="ignore"):
-        e_ref = t_ref.sum(axis=1, keepdims=True) * col / grand
-        e_cur = t_cur.sum(axis=1, keepdims=True) * col / grand
-        terms = (t_ref - e_ref) ** 2 / e_ref + (t_cur - e_cur) ** 2 / e_cur
-    statistic = np.where(used, terms, 0.0).sum(axis=1)
-    df = np.maximum(columns - 1, 1)
-    p = chdtrc(df, statistic)
-    ok = (n_ref > 0) & (n_cur > 0) & (columns >= 2)
-    return np.where(ok, p, 1.0)
+    return t_ref, t_cur, np.column_stack([dense, extra])
 
 
 def numeric_compare(edges, groups, n_groups, scale, base_counts, base_sums, counts, sums):

@@ -102,6 +102,29 @@ def test_pooled_chi2_equals_one_by_one_on_sparse_tables():
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-300)
 
 
+def test_pooled_chi2_equals_one_by_one_on_tables_with_nothing_to_pool():
+    """Every expected count at least 5 in every row (the batch skips the pooling then), some
+    rows with a column empty on both sides: the same p-values as the one-column test. (An
+    empty side makes every column sparse: the sparse test covers it.)"""
+    from exporter.stats.batch import pooled_chi2_pvalue
+    from exporter.stats.verdict import MIN_EXPECTED, pooled_chi2
+
+    rng = np.random.default_rng(8)
+    rates = rng.choice([60, 200, 900], (2000, 10))
+    ref = rng.poisson(rates)
+    cur = rng.poisson(np.where(np.arange(2000)[:, None] < 1000, rates, rates[::-1]))
+    ref[:20, 3], cur[:20, 3] = 0, 0  # a column empty on both sides
+    totals = ref + cur
+    n_ref, n_cur = ref.sum(axis=1, keepdims=True), cur.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = totals * np.minimum(n_ref, n_cur) / (n_ref + n_cur)
+    assert not ((totals > 0) & (expected < MIN_EXPECTED)).any()  # nothing sparse anywhere
+    got = pooled_chi2_pvalue(ref, cur)
+    want = np.array([pooled_chi2(r, c)[2] for r, c in zip(ref, cur, strict=True)])
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-300)
+    assert 0 < (want < 0.05).mean() < 1  # drifted rows and rows that are not
+
+
 @pytest.mark.parametrize("n", [0, 150, 2000])
 @pytest.mark.parametrize("reference", [True, False])
 def test_categorical_together_equals_one_by_one(n, reference):
