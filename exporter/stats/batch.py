@@ -35,19 +35,31 @@ def regroup(counts: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray
     return flat.reshape(len(counts), n_groups)
 
 
-def psi(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
-    p = np.maximum(_shares(reference), PSI_EPSILON)
-    q = np.maximum(_shares(current), PSI_EPSILON)
+class _Shares:
+    """Two sides' shares per row (0 in an empty row) and which rows have an empty side:
+    what PSI, JS and L∞ read, computed once for the three."""
+
+    def __init__(self, reference: np.ndarray, current: np.ndarray):
+        (ref_total, ref_empty), (cur_total, cur_empty) = (
+            _row_totals(reference),
+            _row_totals(current),
+        )
+        self.p, self.q = reference / ref_total, current / cur_total
+        self.empty = ref_empty | cur_empty
+
+
+def psi(s: _Shares) -> np.ndarray:
+    p = np.maximum(s.p, PSI_EPSILON)
+    q = np.maximum(s.q, PSI_EPSILON)
     return np.sum((q - p) * np.log(q / p), axis=1)
 
 
-def js_distance(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
-    p, q = _shares(reference), _shares(current)
+def js_distance(s: _Shares) -> np.ndarray:
+    p, q = s.p, s.q
     m = (p + q) / 2
     divergence = (rel_entr(p, m).sum(axis=1) + rel_entr(q, m).sum(axis=1)) / 2
     out = np.sqrt(np.maximum(divergence, 0.0) / np.log(2))
-    empty = (reference.sum(axis=1) == 0) | (current.sum(axis=1) == 0)
-    return np.where(empty, 0.0, out)
+    return np.where(s.empty, 0.0, out)
 
 
 def ks_statistic(f_ref: np.ndarray, f_cur: np.ndarray) -> np.ndarray:
@@ -157,9 +169,10 @@ def numeric_compare(edges, groups, n_groups, scale, base_counts, base_sums, coun
     # KS and Wasserstein read the same cumulative shares: each side's, once.
     ref, cur = _Fine(base_counts, base_sums), _Fine(counts, sums)
     ks = ks_statistic(ref.cumulative, cur.cumulative)
+    coarse = _Shares(ref_coarse, cur_coarse)
     scores = {
-        "psi": psi(ref_coarse, cur_coarse),
-        "js": js_distance(ref_coarse, cur_coarse),
+        "psi": psi(coarse),
+        "js": js_distance(coarse),
         "ks": ks,
         "wasserstein": wasserstein(edges, ref, cur, scale),
     }
@@ -169,8 +182,8 @@ def numeric_compare(edges, groups, n_groups, scale, base_counts, base_sums, coun
     return scores, np.minimum(1.0, 2 * np.minimum(p_ks, p_chi2)), ks
 
 
-def linf(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
-    return np.max(np.abs(_shares(reference) - _shares(current)), axis=1)
+def linf(s: _Shares) -> np.ndarray:
+    return np.max(np.abs(s.p - s.q), axis=1)
 
 
 def chi2_pvalue(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
@@ -193,10 +206,11 @@ def chi2_pvalue(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
 def categorical_scores(reference: np.ndarray, current: np.ndarray) -> dict[str, np.ndarray]:
     """drift.categorical_scores per row; rows padded with bins empty on both sides (they
     change none of the methods)."""
+    shares = _Shares(reference, current)
     return {
-        "psi": psi(reference, current),
-        "js": js_distance(reference, current),
-        "linf": linf(reference, current),
+        "psi": psi(shares),
+        "js": js_distance(shares),
+        "linf": linf(shares),
         "chi2_pvalue": chi2_pvalue(reference, current),
     }
 
