@@ -154,7 +154,8 @@ class BucketRing:
             self._accumulate(name, rows, v)
 
     def add_cells(self, bucket_ids: np.ndarray, cells: dict[str, tuple]) -> None:
-        """``add_buckets`` for values thinly spread over many buckets: ``cells[name]`` is
+        """``add_buckets`` (``bucket_ids`` sorted and distinct, as np.unique gives them) for
+        values thinly spread over many buckets: ``cells[name]`` is
         (flat positions in the (len(bucket_ids), *shape) array that ``add_buckets`` would
         take, a position once per record that hits it; each record's value there, or None
         for 1). A write then costs its records, not its buckets times a bucket's size: a
@@ -163,9 +164,12 @@ class BucketRing:
         (numpy >= 1.25 made it ~8x faster than the distinct cells by ``np.unique`` and
         ``bincount`` it replaced)."""
         coarse = np.asarray(bucket_ids, np.int64) // self.group
-        distinct, which = np.unique(coarse, return_inverse=True)
-        rows = self.slots(distinct)
-        row_of = rows[which]  # each of bucket_ids' row
+        if self.group == 1:  # distinct already (the caller's np.unique)
+            rows = row_of = self.slots(coarse)
+        else:
+            distinct, which = np.unique(coarse, return_inverse=True)
+            rows = self.slots(distinct)
+            row_of = rows[which]  # each of bucket_ids' row
         self.mutations += 1
         last = None  # arrays of one shape fed the same positions (counts, sums) share targets
         for name, (flat, values) in cells.items():
