@@ -198,8 +198,10 @@ class ServingLogParser:
         sample = InvalidSample()
 
         rejected: list[bytes] = []  # non-blank lines not decoded, in order
+        handed = [0]  # lines decode_lines handed to on_bad (blank ones too)
 
         def on_bad(line: bytes, exc: Exception | None) -> None:
+            handed[0] += 1
             if line.strip():
                 rejected.append(line)
             if self.envelope and not line.lstrip().startswith(b"{"):
@@ -221,7 +223,9 @@ class ServingLogParser:
         if oversized:
             invalid["too_long"] += oversized
         batch = self._columns(fast, slow, invalid)
-        batch.lines = data.count(b"\n") + oversized
+        # Every line is a record or handed to on_bad (decode_lines), so no count of the
+        # data's newlines again: that was a pass over the whole step's bytes.
+        batch.lines = len(fast) + handed[0] + oversized
         batch.ignored = ignored
         dropped = batch.first_dropped
         if dropped is not None and dropped[0] < len(fast):
