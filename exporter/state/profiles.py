@@ -298,11 +298,7 @@ def bin_numeric(
     # NaN cells go to one bin past the end, dropped after counting: the matrix is counted
     # whole, not first compressed to its valid values (two copies of it). The sums add the
     # same values in the same order as over the compressed ones.
-    nan = np.isnan(values)
-    idx = bin_matrix(specs, values, nan)
-    idx += np.arange(n_feat) * width
-    if groups is not None:
-        idx += groups[:, None] * (n_feat * width)
+    idx, nan = _cells(specs, values, groups)
     size = int(np.prod(shape))
     idx[nan] = size
     flat = idx.ravel()
@@ -322,16 +318,23 @@ def numeric_cells(
     specs: ColumnSpecs, values: np.ndarray, groups: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each non-NaN value's cell in ``bin_numeric``'s result, flattened, and the value."""
-    n_feat, width = len(specs.numeric), specs.numeric_width
-    if n_feat == 0 or values.shape[0] == 0:
+    if len(specs.numeric) == 0 or values.shape[0] == 0:
         return np.empty(0, np.int64), np.empty(0)
+    idx, nan = _cells(specs, values, groups)
+    ok = ~nan
+    return idx[ok], values[ok]
+
+
+def _cells(specs: ColumnSpecs, values: np.ndarray, groups: np.ndarray | None):
+    """Every value's flat cell in ``bin_numeric``'s result (rows, F_num), NaN ones included,
+    and the NaN mask."""
+    n_feat, width = len(specs.numeric), specs.numeric_width
     nan = np.isnan(values)
     idx = bin_matrix(specs, values, nan)
-    ok = ~nan
     idx += np.arange(n_feat) * width
     if groups is not None:
         idx += groups[:, None] * (n_feat * width)
-    return idx[ok], values[ok]
+    return idx, nan
 
 
 def bin_matrix(specs: ColumnSpecs, values: np.ndarray, nan: np.ndarray | None = None) -> np.ndarray:
