@@ -23,10 +23,6 @@ def _row_totals(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(empty[:, None], 1, total), empty
 
 
-def _shares(counts: np.ndarray) -> np.ndarray:
-    return counts / _row_totals(counts)[0]
-
-
 def regroup(counts: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
     """(columns, fine bins) -> (columns, n_groups): each row's fine bins summed by its
     ``groups`` row."""
@@ -223,7 +219,8 @@ def categorical_pvalue(
     empty; ``share``: per row the reference's new-value share, None between windows."""
     rows = np.arange(len(reference))
     ref, cur = reference.astype(float), current.astype(float)
-    tv = 0.5 * np.abs(_shares(ref) - _shares(cur)).sum(axis=1)
+    shares = _Shares(ref, cur)
+    tv = 0.5 * np.abs(shares.p - shares.q).sum(axis=1)
     unseen_col = bins - 1
     if share is None:
         return pooled_chi2_pvalue(ref, cur, keep_apart=unseen_col), tv
