@@ -171,15 +171,12 @@ class BucketRing:
             rows = self.slots(distinct)
             row_of = rows[which]  # each of bucket_ids' row
         self.mutations += 1
-        last = None  # arrays of one shape fed the same positions (counts, sums) share targets
         for name, (flat, values) in cells.items():
             arr = self._array(name)
             per = arr[0].size
             self._keep_before(name, rows)
-            if last is None or last[0] is not flat or last[1] != per:
-                bucket, within = np.divmod(flat, per)
-                last = (flat, per, row_of[bucket] * per + within)
-            target = last[2]
+            bucket, within = np.divmod(flat, per)
+            target = row_of[bucket] * per + within
             # Of the array's own dtype: a value to cast makes add.at ~40x slower.
             add = arr.dtype.type(1) if values is None else values.astype(arr.dtype)
             np.add.at(arr.reshape(-1), target, add)
