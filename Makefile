@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/mlpipe-exporter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,spark]'
+	$(BIN)/pip install -q -e '.[dev,spark,fast]'
 	touch $@
 
 setup: $(BIN)/mlpipe-exporter

@@ -19,10 +19,11 @@ import pyarrow.parquet as pq
 
 from exporter.sources.reference import (
     categorical_codes,
+    categorical_counts,
     is_categorical_type,
     is_numeric_type,
     iter_batches,
-    numeric_matrix,
+    numeric_column,
 )
 from exporter.state.datasets import FileProfile
 from exporter.state.profiles import (
@@ -31,9 +32,9 @@ from exporter.state.profiles import (
     STATUSES,
     ColumnSpecs,
     Profile,
-    numeric_status,
+    bin_columns,
+    categorical_status,
     profile_rows,
-    status_counts,
 )
 
 # "error": anything else that went wrong profiling the file (details in the log).
@@ -125,21 +126,21 @@ def profile_file(
             if should_stop is not None and should_stop():
                 raise Cancelled(path)
             rows += batch.num_rows
-            matrix = numeric_matrix(batch, [s.name for s in num])
-            finite = np.isfinite(matrix) | np.isnan(matrix)
-            status = numeric_status(usable, matrix, margin)
-            status[~finite] = MALFORMED  # infinities
-            matrix[~finite] = np.nan
-            codes = np.empty((batch.num_rows, len(cat)), np.int64)
-            cat_status = np.empty((batch.num_rows, len(cat)), np.int8)
-            for j, spec in enumerate(cat):
-                codes[:, j], cat_status[:, j] = categorical_codes(spec, batch.column(spec.name))
-            part = profile_rows(usable, matrix, codes)
-            profile.numeric[num_index, : part.numeric.shape[1]] += part.numeric
-            profile.sums[num_index, : part.sums.shape[1]] += part.sums
-            profile.categorical[cat_index, : part.categorical.shape[1]] += part.categorical
-            values[num_index] += status_counts(status)
-            values[[len(specs.numeric) + i for i in cat_index]] += status_counts(cat_status)
+            # Infinities are malformed values, not binned.
+            counts, sums, status = bin_columns(
+                usable,
+                [numeric_column(batch, s.name) for s in num],
+                usable.numeric_limits(margin),
+                infinite_malformed=True,
+            )
+            cat_counts = categorical_counts(usable, batch)
+            profile.numeric[num_index, : counts.shape[1]] += counts
+            profile.sums[num_index, : sums.shape[1]] += sums
+            profile.categorical[cat_index, : cat_counts.shape[1]] += cat_counts
+            values[num_index] += status
+            values[[len(specs.numeric) + i for i in cat_index]] += categorical_status(
+                usable, cat_counts, batch.num_rows
+            )
             if label_col is not None:
                 label = label + _label_profile(label_specs, batch.column(label_col))
     except (pa.ArrowInvalid, pa.ArrowException) as exc:

@@ -29,8 +29,8 @@ from exporter.state.profiles import (
     ColumnSpecs,
     NumericSpec,
     Profile,
+    bin_columns,
     bin_matrix,
-    profile_rows,
 )
 from exporter.state.reference import ColumnProfile, ReferenceProfile
 
@@ -218,11 +218,22 @@ def as_strings(array: pa.Array) -> pa.Array:
 
 def categorical_codes(spec: CategoricalSpec, array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Bin codes (-1 for nulls) and statuses of a column of any type, vectorised."""
+    return spec.codes_array(_strings(array))
+
+
+def categorical_counts(specs: ColumnSpecs, batch: pa.RecordBatch) -> np.ndarray:
+    """(F_cat, width) bin counts of the batch's categorical columns (of any type)."""
+    counts = np.zeros((len(specs.categorical), specs.categorical_width), np.int64)
+    for j, spec in enumerate(specs.categorical):
+        counts[j, : spec.bins] = spec.counts_array(_strings(batch.column(spec.name)))
+    return counts
+
+
+def _strings(array: pa.Array) -> pa.Array:
+    """A column as strings (a dictionary's values converted, its indices kept)."""
     if pa.types.is_dictionary(array.type):
-        array = pa.DictionaryArray.from_arrays(array.indices, as_strings(array.dictionary))
-    else:
-        array = as_strings(array)
-    return spec.codes_array(array)
+        return pa.DictionaryArray.from_arrays(array.indices, as_strings(array.dictionary))
+    return as_strings(array)
 
 
 def value_counts(array: pa.Array) -> tuple[list, list]:
@@ -240,11 +251,17 @@ def value_counts(array: pa.Array) -> tuple[list, list]:
 def numeric_matrix(batch: pa.RecordBatch, names: list[str]) -> np.ndarray:
     out = np.empty((batch.num_rows, len(names)))
     for j, name in enumerate(names):
-        col = batch.column(name)
-        if pa.types.is_decimal(col.type):
-            col = pc.cast(col, pa.float64())
-        out[:, j] = col.to_numpy(zero_copy_only=False)
+        out[:, j] = numeric_column(batch, name)
     return out
+
+
+def numeric_column(batch: pa.RecordBatch, name: str) -> np.ndarray:
+    """A numeric column as float64 (nulls NaN); a view of the batch's buffer where it is
+    float64 without nulls."""
+    col = batch.column(name)
+    if pa.types.is_decimal(col.type):
+        col = pc.cast(col, pa.float64())
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=float)
 
 
 # --- the two passes ----------------------------------------------------------------------
@@ -325,11 +342,9 @@ class _Pass1:
 
 def profile_batch(specs: ColumnSpecs, batch: pa.RecordBatch) -> Profile:
     """Profile one record batch over fixed specs (pass 2; also datasets' partitions)."""
-    numeric = numeric_matrix(batch, [s.name for s in specs.numeric])
-    codes = np.empty((batch.num_rows, len(specs.categorical)), np.int64)
-    for j, spec in enumerate(specs.categorical):
-        codes[:, j] = categorical_codes(spec, batch.column(spec.name))[0]
-    return profile_rows(specs, numeric, codes)
+    numeric = [numeric_column(batch, s.name) for s in specs.numeric]
+    counts, sums, _ = bin_columns(specs, numeric)
+    return Profile(counts, sums, categorical_counts(specs, batch))
 
 
 def _split(specs: ColumnSpecs, name: str | None) -> tuple[ColumnSpecs, ColumnSpecs | None]:

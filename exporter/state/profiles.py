@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exporter.state import kernels
+
 FINE_BINS = 100
 PSI_BINS = 10
 # Binning by lookup table: the span of the edges cut into this many equal cells.
@@ -188,6 +190,24 @@ class CategoricalSpec:
         status[codes == len(self.values) + 1] = UNSEEN_STATUS
         return codes, status
 
+    def counts_array(self, array: pa.Array) -> np.ndarray:
+        """How many values of a string (or dictionary) array fall in each bin, nulls not
+        counted: what ``codes_array``'s codes count to, without a code per row. Each
+        distinct value is counted once (one bincount of the dictionary indices), then
+        looked up."""
+        if not pa.types.is_dictionary(array.type):
+            array = pc.dictionary_encode(array)
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        get, default = self.lookup.get, self._default()
+        distinct = array.dictionary.to_pylist()
+        lookup = np.fromiter((get(v, default) for v in distinct), np.int64, len(distinct))
+        indices = array.indices
+        if indices.null_count:  # nulls counted in one slot past the dictionary, dropped
+            indices = pc.fill_null(indices, len(distinct))
+        per_value = np.bincount(indices.to_numpy(), minlength=len(distinct) + 1)
+        return np.bincount(lookup, per_value[: len(distinct)], minlength=self.bins).astype(np.int64)
+
     def labels(self) -> list[str]:
         return [*self.values, OTHER, UNSEEN]
 
@@ -305,6 +325,73 @@ def bin_numeric(
     counts = np.bincount(flat, minlength=size + 1)[:size].reshape(shape)
     sums = np.bincount(flat, weights=values.ravel(), minlength=size + 1)[:size].reshape(shape)
     return counts, sums
+
+
+def bin_columns(
+    specs: ColumnSpecs,
+    columns: list[np.ndarray],
+    limits: np.ndarray | None = None,
+    infinite_malformed: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``bin_numeric`` of numeric columns given one float array each, and, with ``limits``
+    (F_num, 2), each column's status counts (F_num, len(STATUSES)) as ``numeric_status``
+    gives them. ±inf: binned as the largest floats, or, with ``infinite_malformed``,
+    MALFORMED and not binned.
+
+    A whole column (a Parquet partition's) is read once by a compiled loop where numba is
+    installed: no (rows, F) matrix, no pass per step."""
+    n_feat, width = len(specs.numeric), specs.numeric_width
+    rows = len(columns[0]) if columns else 0
+    kernel = kernels.profile_column() if n_feat and rows else None
+    if kernel is None:
+        return _bin_columns_numpy(specs, columns, rows, limits, infinite_malformed)
+    low, inv_width, start, steps, padded, exact = _stacked_lut(specs)
+    start = start.reshape(n_feat, LUT_CELLS)
+    lim = limits if limits is not None else np.full((n_feat, 2), (-np.inf, np.inf))
+    counts = np.zeros((n_feat, width), np.int64)
+    sums = np.zeros((n_feat, width))
+    status = np.zeros((n_feat, len(STATUSES)), np.int64)
+    for j, x in enumerate(columns):
+        is_exact = j in exact
+        kernel(
+            x, low[j], inv_width[j], LUT_CELLS, start[j], steps,
+            specs.numeric[j].edges if is_exact else padded[j], is_exact,
+            lim[j, 0], lim[j, 1], infinite_malformed, counts[j], sums[j], status[j],
+        )  # fmt: skip
+    return counts, sums, status if limits is not None else None
+
+
+def _bin_columns_numpy(specs, columns, rows, limits, infinite_malformed):
+    matrix = np.column_stack(columns) if columns else np.empty((rows, 0))
+    status = None
+    if limits is not None:
+        status = np.full(matrix.shape, VALID, np.int8)
+        with np.errstate(invalid="ignore"):
+            outside = (matrix < limits[:, 0]) | (matrix > limits[:, 1])
+        status[outside] = OUT_OF_RANGE
+        status[np.isnan(matrix)] = MISSING
+    if infinite_malformed:
+        infinite = np.isinf(matrix)
+        if infinite.any():
+            matrix[infinite] = np.nan
+            if status is not None:
+                status[infinite] = MALFORMED
+    counts, sums = bin_numeric(specs, matrix)
+    return counts, sums, status_counts(status) if status is not None else None
+
+
+def categorical_status(specs: ColumnSpecs, counts: np.ndarray, rows: int) -> np.ndarray:
+    """Status counts (F_cat, len(STATUSES)) of columns of ``rows`` values from their bin
+    counts: what is not counted is missing, the ``__unseen__`` bin is unseen (the statuses
+    ``CategoricalSpec.codes_array`` gives each value)."""
+    status = np.zeros((len(specs.categorical), len(STATUSES)), np.int64)
+    for j, spec in enumerate(specs.categorical):
+        seen = int(counts[j].sum())
+        unseen = int(counts[j, len(spec.values) + 1])
+        status[j, MISSING] = rows - seen
+        status[j, UNSEEN_STATUS] = unseen
+        status[j, VALID] = seen - unseen
+    return status
 
 
 def cell_array(flat: np.ndarray, shape: tuple, weights: np.ndarray | None = None) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Merge law: profile(A ∪ B) == profile(A) + profile(B), for any split of any rows."""
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +13,9 @@ from exporter.state.profiles import (
     NumericSpec,
     bin_numeric,
     canonical_category,
+    categorical_status,
     profile_rows,
+    status_counts,
 )
 
 REF = np.random.default_rng(0).normal(size=1000)
@@ -147,3 +150,17 @@ def test_a_batch_over_several_buckets_lands_in_each_as_numpy_counts_it(seconds):
     valid = ~np.isnan(numeric)
     np.testing.assert_array_equal(window.total_num.sum(axis=1), valid.sum(axis=0))
     np.testing.assert_allclose(window.total_sum, np.nansum(numeric, axis=0))
+
+
+def test_categorical_counts_and_statuses_are_what_the_codes_give():
+    spec = CategoricalSpec.from_counts("c", {"x": 5, "y": 3, "z": 1}, 2, True)
+    specs = ColumnSpecs((), (spec,))
+    values = ["x", "y", "z", "new", None, "x", None, "brand-new", "y", "x"]
+    codes, status = spec.codes(values)
+    for array in (pa.array(values), pa.array(values).dictionary_encode()):
+        counts = spec.counts_array(array)
+        assert counts.tolist() == np.bincount(codes[codes >= 0], minlength=spec.bins).tolist()
+        assert (
+            categorical_status(specs, counts[None], len(values)).tolist()
+            == status_counts(status[:, None]).tolist()
+        )

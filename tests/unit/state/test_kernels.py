@@ -1,0 +1,108 @@
+"""The compiled column loops (numba) count what the numpy path and a plain searchsorted do."""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from exporter.sources.datasets import profile_file
+from exporter.state import kernels
+from exporter.state.profiles import (
+    MALFORMED,
+    MISSING,
+    OUT_OF_RANGE,
+    STATUSES,
+    VALID,
+    CategoricalSpec,
+    ColumnSpecs,
+    bin_columns,
+)
+from tests.unit.state.test_profiles import MIXED, cells
+
+pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba (the fast extra) missing")
+
+LIMITS = MIXED.numeric_limits(0.1)
+
+
+@pytest.fixture
+def numpy_only(monkeypatch):
+    def run(fn, *args, **kwargs):
+        with monkeypatch.context() as m:
+            m.setattr(kernels, "AVAILABLE", False)
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=arrays(np.float64, st.tuples(st.integers(1, 40), st.just(5)), elements=cells),
+    malformed=st.booleans(),
+)
+def test_a_compiled_column_counts_what_searchsorted_and_the_numpy_path_count(values, malformed):
+    columns = [values[:, j].copy() for j in range(5)]
+    counts, sums, status = bin_columns(MIXED, columns, LIMITS, infinite_malformed=malformed)
+    for j, spec in enumerate(MIXED.numeric):
+        x = values[:, j]
+        binned = x[~np.isnan(x) & ~(malformed & np.isinf(x))]
+        idx = np.searchsorted(spec.edges, binned, side="right")
+        assert counts[j].tolist() == np.bincount(idx, minlength=MIXED.numeric_width).tolist()
+        with np.errstate(invalid="ignore"):
+            want_sums = np.bincount(idx, weights=binned, minlength=MIXED.numeric_width)
+        np.testing.assert_array_equal(sums[j], want_sums)
+        want = np.full(len(x), VALID)
+        with np.errstate(invalid="ignore"):
+            want[(x < LIMITS[j, 0]) | (x > LIMITS[j, 1])] = OUT_OF_RANGE
+        want[np.isnan(x)] = MISSING
+        if malformed:
+            want[np.isinf(x)] = MALFORMED
+        assert status[j].tolist() == np.bincount(want, minlength=len(STATUSES)).tolist()
+
+
+def test_the_numpy_path_gives_the_compiled_loops_counts(numpy_only):
+    rng = np.random.default_rng(5)
+    x = rng.standard_cauchy((5000, 5)) * rng.choice([1, 1e6], (5000, 5))
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.01] = np.inf
+    x[rng.random(x.shape) < 0.01] = -np.inf
+    columns = [x[:, j].copy() for j in range(5)]
+    for malformed in (False, True):
+        fast = bin_columns(MIXED, columns, LIMITS, infinite_malformed=malformed)
+        slow = numpy_only(bin_columns, MIXED, [c.copy() for c in columns], LIMITS, malformed)
+        for a, b in zip(fast, slow, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_partition_profiles_the_same_with_and_without_the_compiled_loops(tmp_path, numpy_only):
+    """Nulls, infinities, integer and decimal columns, dictionary strings: one file, read
+    the way datasets read it."""
+    rng = np.random.default_rng(9)
+    n = 30_000
+    a = rng.normal(size=n)
+    a[::97] = np.inf
+    nulls = rng.random(n) < 0.1
+    specs = ColumnSpecs(
+        tuple(MIXED.numeric[:3]),
+        (CategoricalSpec.from_counts("c", {"x": 50, "y": 30, "z": 1}, 2, True),),
+    )
+    table = pa.table(
+        {
+            "f0": pa.array(a, mask=nulls),
+            "f1": pa.array(rng.integers(-5, 5, n)),
+            "f2": pa.array(rng.integers(0, 3, n), pa.int32()).cast(pa.decimal128(12, 0)),
+            "c": pa.array(rng.choice(["x", "y", "z", "q", None], n).tolist()).dictionary_encode(),
+        }
+    )
+    path = str(tmp_path / "p.parquet")
+    pq.write_table(table, path)
+    fast = profile_file(path, specs, None, 0.1)
+    slow = numpy_only(profile_file, path, specs, None, 0.1)
+    assert fast.rows == slow.rows == n
+    assert fast.features == slow.features
+    np.testing.assert_array_equal(fast.features.sums, slow.features.sums)
+    np.testing.assert_array_equal(fast.values, slow.values)
+    assert fast.values[0, MALFORMED] == np.count_nonzero(np.isinf(a) & ~nulls)
+    assert fast.values[0, MISSING] == np.count_nonzero(nulls)
