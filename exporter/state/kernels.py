@@ -77,26 +77,54 @@ def _add_features(
 
     Bins as ``_profile_column`` finds them, with one table row per column (``start[j]``,
     ``edges[j]``); one call per model and batch instead of some 30 numpy calls, which at
-    a few records per model (a hundred models in one log) cost more than the records."""
-    for i in range(numeric.shape[0]):
-        r = row[i]
-        for j in range(numeric.shape[1]):
+    a few records per model (a hundred models in one log) cost more than the records.
+    In phases, each a tight loop of independent reads or writes: with a hundred models
+    neither the tables nor the rings stay in cache, and a loop doing all of one value's
+    work at once waits on its misses one after another (203 against 94 µs for 67 records
+    × 50 features, numpy 182)."""
+    n, f = numeric.shape
+    cell = np.empty((n, f), np.int64)
+    for i in range(n):  # the table's lower bound (-1: NaN)
+        for j in range(f):
             v = numeric[i, j]
             if v != v:
+                cell[i, j] = -1
+            else:
+                b = min(max(v, -_FLOAT_MAX), _FLOAT_MAX)
+                cell[i, j] = start[
+                    j, int(min(max((b - low[j]) * inv_width[j], 0.0), n_cells - 1.0))
+                ]
+    for i in range(n):  # the bin
+        for j in range(f):
+            k = cell[i, j]
+            if k < 0:
                 continue
-            b = min(max(v, -_FLOAT_MAX), _FLOAT_MAX)
+            b = min(max(numeric[i, j], -_FLOAT_MAX), _FLOAT_MAX)
             if exact[j]:
                 k = np.searchsorted(edges[j], b, side="right")
             else:
-                k = start[j, int(min(max((b - low[j]) * inv_width[j], 0.0), n_cells - 1.0))]
                 for _ in range(steps):
                     k += b >= edges[j, k]
                 if b < low[j]:
                     k = 0
-            num[r, j, k] += 1
-            sums[r, j, k] += v
-            total_num[j, k] += 1
-            total_sum[j] += v
+            cell[i, j] = k
+    for i in range(n):
+        r = row[i]
+        for j in range(f):
+            if cell[i, j] >= 0:
+                num[r, j, cell[i, j]] += 1
+    for i in range(n):
+        r = row[i]
+        for j in range(f):
+            if cell[i, j] >= 0:
+                sums[r, j, cell[i, j]] += numeric[i, j]
+    for i in range(n):
+        for j in range(f):
+            if cell[i, j] >= 0:
+                total_num[j, cell[i, j]] += 1
+                total_sum[j] += numeric[i, j]
+    for i in range(codes.shape[0]):
+        r = row[i]
         for j in range(codes.shape[1]):
             c = codes[i, j]
             if c >= 0:
