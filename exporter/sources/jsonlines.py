@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 
 import msgspec
+import numpy as np
 
 # Everything a typed decoder raises for a bad line (msgspec raises UnicodeDecodeError, not
 # DecodeError, for bytes that are not UTF-8).
@@ -76,6 +77,18 @@ def decode_lines(
     return out
 
 
+def _newlines(data: bytes) -> tuple[int, bool]:
+    """How many newlines ``data`` has, and whether it has a blank line (``\\n\\n``, or a
+    newline first). One vectorised pass over a piece: ``b"\\n\\n" in data`` and
+    ``data.count(b"\\n")`` took 48 + 17 µs per 64 KiB, ~0.6 µs a serving-log line."""
+    if len(data) < 4096:  # a few lines: numpy's set-up would cost more than the bytes
+        return data.count(b"\n"), b"\n\n" in data or data.startswith(b"\n")
+    newline = np.frombuffer(data, np.uint8) == 10
+    return int(np.count_nonzero(newline)), bool(
+        newline[0] or np.logical_and(newline[1:], newline[:-1]).any()
+    )
+
+
 def _decode_piece(
     data: bytes,
     decoder: msgspec.json.Decoder,
@@ -87,13 +100,14 @@ def _decode_piece(
     # whitespace-separated values, not lines: a blank line would shift the count, so such a
     # piece goes line by line. Known gap, left: a line of two records plus one record split
     # over two lines still give as many records as lines (contrived; lines still counted).
-    if b"\n\n" not in data and not data.startswith(b"\n"):
+    newlines, blank = _newlines(data)
+    if not blank:
         try:
             out = decoder.decode_lines(data)
         except DECODE_ERRORS:
             pass
         else:
-            if len(out) == data.count(b"\n"):
+            if len(out) == newlines:
                 return out
     lines = split_lines(data)
     out: list = []
