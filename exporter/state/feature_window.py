@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from exporter.state import kernels
 from exporter.state.profiles import (
-    LUT_CELLS,
     MALFORMED,
     MISSING,
     STATUSES,
@@ -16,7 +14,6 @@ from exporter.state.profiles import (
     Profile,
     categorical_cells,
     cell_array,
-    kernel_tables,
     numeric_cells,
     numeric_status,
     status_counts,
@@ -97,18 +94,6 @@ class FeatureWindow:
         if self.specs is None or not len(buckets):
             return
         ids, groups = grouped or np.unique(buckets, return_inverse=True)
-        kernel = kernels.add_features()
-        if kernel is not None:
-            # One compiled loop over the records: bins, ring cells and totals.
-            row = self.ring.target_rows(ids, ["num", "num_sums", "cat"])[groups]
-            low, inv_width, start, steps, edges, exact = kernel_tables(self.specs)
-            arrays = self.ring.arrays
-            kernel(
-                numeric, codes, row, low, inv_width, LUT_CELLS, start, steps, edges, exact,
-                arrays["num"], arrays["num_sums"], arrays["cat"],
-                self.total_num, self.total_sum, self.total_cat,
-            )  # fmt: skip
-            return
         n, specs = len(ids), self.specs
         num_shape = (len(self.numeric), specs.numeric_width)
         cat_shape = (len(self.categorical), specs.categorical_width)

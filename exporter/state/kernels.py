@@ -67,90 +67,16 @@ def _profile_column(
         sums[k] += v
 
 
-def _add_features(
-    numeric, codes, row, low, inv_width, n_cells, start, steps, edges, exact,
-    num, sums, cat, total_num, total_sum, total_cat,
-):  # fmt: skip
-    """A batch of a model's records into its feature window's ring: record i's numeric
-    values (NaN skipped) counted and summed in their bins of ring row ``row[i]``, its
-    categorical codes (-1 skipped) counted, and both into the since-start totals.
-
-    Bins as ``_profile_column`` finds them, with one table row per column (``start[j]``,
-    ``edges[j]``); one call per model and batch instead of some 30 numpy calls, which at
-    a few records per model (a hundred models in one log) cost more than the records.
-    In phases, each a tight loop of independent reads or writes: with a hundred models
-    neither the tables nor the rings stay in cache, and a loop doing all of one value's
-    work at once waits on its misses one after another (203 against 94 µs for 67 records
-    × 50 features, numpy 182)."""
-    n, f = numeric.shape
-    cell = np.empty((n, f), np.int64)
-    for i in range(n):  # the table's lower bound (-1: NaN)
-        for j in range(f):
-            v = numeric[i, j]
-            if v != v:
-                cell[i, j] = -1
-            else:
-                b = min(max(v, -_FLOAT_MAX), _FLOAT_MAX)
-                cell[i, j] = start[
-                    j, int(min(max((b - low[j]) * inv_width[j], 0.0), n_cells - 1.0))
-                ]
-    for i in range(n):  # the bin
-        for j in range(f):
-            k = cell[i, j]
-            if k < 0:
-                continue
-            b = min(max(numeric[i, j], -_FLOAT_MAX), _FLOAT_MAX)
-            if exact[j]:
-                k = np.searchsorted(edges[j], b, side="right")
-            else:
-                for _ in range(steps):
-                    k += b >= edges[j, k]
-                if b < low[j]:
-                    k = 0
-            cell[i, j] = k
-    for i in range(n):
-        r = row[i]
-        for j in range(f):
-            if cell[i, j] >= 0:
-                num[r, j, cell[i, j]] += 1
-    for i in range(n):
-        r = row[i]
-        for j in range(f):
-            if cell[i, j] >= 0:
-                sums[r, j, cell[i, j]] += numeric[i, j]
-    for i in range(n):
-        for j in range(f):
-            if cell[i, j] >= 0:
-                total_num[j, cell[i, j]] += 1
-                total_sum[j] += numeric[i, j]
-    for i in range(codes.shape[0]):
-        r = row[i]
-        for j in range(codes.shape[1]):
-            c = codes[i, j]
-            if c >= 0:
-                cat[r, j, c] += 1
-                total_cat[j, c] += 1
-
-
 def profile_column():
     """``_profile_column`` compiled (on the first call), or None without numba."""
-    return _get(_profile_column)
-
-
-def add_features():
-    """``_add_features`` compiled (on the first call), or None without numba."""
-    return _get(_add_features)
-
-
-def _get(fn):
     if not AVAILABLE:
         return None
-    compiled = _compiled.get(fn.__name__)
-    if compiled is None:
+    fn = _compiled.get("profile_column")
+    if fn is None:
         with _lock:
-            compiled = _compiled.get(fn.__name__) or _compile(fn)
-            _compiled[fn.__name__] = compiled
-    return compiled or None
+            fn = _compiled.get("profile_column") or _compile(_profile_column)
+            _compiled["profile_column"] = fn
+    return fn or None
 
 
 def _compile(fn):
@@ -158,7 +84,7 @@ def _compile(fn):
     try:
         import numba
     except ImportError as exc:  # installed but unusable (e.g. a numpy it does not support)
-        log.warning("numba unusable, profiling with numpy: %s", exc)
+        log.warning("numba unusable, profiling Parquet with numpy: %s", exc)
         AVAILABLE = False
         return False
     # nogil: a partition profiled on its own thread leaves the GIL to serving ingest.

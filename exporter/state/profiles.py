@@ -345,14 +345,17 @@ def bin_columns(
     kernel = kernels.profile_column() if n_feat and rows else None
     if kernel is None:
         return _bin_columns_numpy(specs, columns, rows, limits, infinite_malformed)
-    low, inv_width, start, steps, padded, exact = kernel_tables(specs)
+    low, inv_width, start, steps, padded, exact = _stacked_lut(specs)
+    start = start.reshape(n_feat, LUT_CELLS)
     lim = limits if limits is not None else np.full((n_feat, 2), (-np.inf, np.inf))
     counts = np.zeros((n_feat, width), np.int64)
     sums = np.zeros((n_feat, width))
     status = np.zeros((n_feat, len(STATUSES)), np.int64)
     for j, x in enumerate(columns):
+        is_exact = j in exact
         kernel(
-            x, low[j], inv_width[j], LUT_CELLS, start[j], steps, padded[j], exact[j],
+            x, low[j], inv_width[j], LUT_CELLS, start[j], steps,
+            specs.numeric[j].edges if is_exact else padded[j], is_exact,
             lim[j, 0], lim[j, 1], infinite_malformed, counts[j], sums[j], status[j],
         )  # fmt: skip
     return counts, sums, status if limits is not None else None
@@ -447,25 +450,6 @@ def bin_matrix(specs: ColumnSpecs, values: np.ndarray, nan: np.ndarray | None = 
     for j in exact:  # columns without a table (degenerate edges): a binary search
         idx[:, j] = np.searchsorted(specs.numeric[j].edges, x[:, j], side="right")
     return idx
-
-
-def kernel_tables(specs: ColumnSpecs):
-    """``_stacked_lut``'s tables as the compiled loops (state/kernels.py) take them: start
-    indices (F, LUT_CELLS), and the columns without a table as a mask (their binary search
-    runs over the padded edges: +inf padding is never at or below a value, as the
-    largest floats stand in for +inf)."""
-    cached = specs.__dict__.get("_kernel_tables")
-    if cached is None and not specs.numeric:
-        none = np.zeros(0)
-        cached = (none, none, np.zeros((0, LUT_CELLS), np.int16), 0, np.zeros((0, 1)), none > 0)
-        object.__setattr__(specs, "_kernel_tables", cached)
-    if cached is None:
-        low, inv_width, start, steps, padded, exact = _stacked_lut(specs)
-        mask = np.zeros(len(specs.numeric), bool)
-        mask[exact] = True
-        cached = (low, inv_width, start.reshape(len(specs.numeric), LUT_CELLS), steps, padded, mask)
-        object.__setattr__(specs, "_kernel_tables", cached)
-    return cached
 
 
 def _stacked_lut(specs: ColumnSpecs):

@@ -163,20 +163,6 @@ class BucketRing:
         row thousands of bins. ``np.add.at`` adds repeated positions in one unbuffered pass
         (numpy >= 1.25 made it ~8x faster than the distinct cells by ``np.unique`` and
         ``bincount`` it replaced)."""
-        row_of = self.target_rows(bucket_ids, list(cells))
-        for name, (flat, values) in cells.items():
-            arr = self._array(name)
-            per = arr[0].size
-            bucket, within = np.divmod(flat, per)
-            target = row_of[bucket] * per + within
-            # Of the array's own dtype: a value to cast makes add.at ~40x slower.
-            add = arr.dtype.type(1) if values is None else values.astype(arr.dtype)
-            np.add.at(arr.reshape(-1), target, add)
-
-    def target_rows(self, bucket_ids: np.ndarray, names: list[str]) -> np.ndarray:
-        """The ring row of each of the caller's clock's ``bucket_ids`` (sorted, distinct,
-        as np.unique gives them), for a write into arrays ``names`` (allocated here): the
-        rows are made current and what the kept sums need of them is kept first."""
         coarse = np.asarray(bucket_ids, np.int64) // self.group
         if self.group == 1:  # distinct already (the caller's np.unique)
             rows = row_of = self.slots(coarse)
@@ -185,10 +171,15 @@ class BucketRing:
             rows = self.slots(distinct)
             row_of = rows[which]  # each of bucket_ids' row
         self.mutations += 1
-        for name in names:
-            self._array(name)
+        for name, (flat, values) in cells.items():
+            arr = self._array(name)
+            per = arr[0].size
             self._keep_before(name, rows)
-        return row_of
+            bucket, within = np.divmod(flat, per)
+            target = row_of[bucket] * per + within
+            # Of the array's own dtype: a value to cast makes add.at ~40x slower.
+            add = arr.dtype.type(1) if values is None else values.astype(arr.dtype)
+            np.add.at(arr.reshape(-1), target, add)
 
     def _accumulate(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
         arr = self._array(name)

@@ -1,11 +1,10 @@
 """A feature window written cell by cell (a few records over many buckets) holds exactly
-what it holds when written bucket row by bucket row, and so does one written by the
-compiled loop (state/kernels.py, where numba is installed)."""
+what it holds when written bucket row by bucket row."""
 
 import numpy as np
 import pytest
 
-from exporter.state import feature_window, kernels
+from exporter.state import feature_window
 from exporter.state.feature_window import FeatureWindow
 from exporter.state.profiles import CategoricalSpec, ColumnSpecs, NumericSpec
 from exporter.state.windows import BucketClock
@@ -37,10 +36,6 @@ def test_cells_and_rows_write_the_same_window(monkeypatch, length, bucket):
     rng = np.random.default_rng(11)
     cols = specs(rng)
     by_cell, by_row = window(cols, length, bucket), window(cols, length, bucket)
-    compiled = window(cols, length, bucket) if kernels.AVAILABLE else None
-    ways = [(by_cell, 0, False), (by_row, 10**9, False)]
-    if compiled is not None:
-        ways.append((compiled, 0, True))
     clock = BucketClock(bucket, length)
     now = 1_000_000_000.0
     span = min(40, 2 * clock.per_window)  # records older than the ring are not windowed
@@ -55,40 +50,33 @@ def test_cells_and_rows_write_the_same_window(monkeypatch, length, bucket):
         sent_values += (~np.isnan(values)).sum(axis=0)
         sent_sums += np.nansum(values, axis=0)
         sent_codes += int((codes >= 0).sum())
-        for w, ratio, kernel in ways:
+        for w, ratio in ((by_cell, 0), (by_row, 10**9)):
             monkeypatch.setattr(feature_window, "SPARSE_RATIO", ratio)
-            monkeypatch.setattr(kernels, "AVAILABLE", kernel)
             w.add(buckets, values, codes)
         if rng.random() < 0.3:
             now += bucket * float(rng.integers(1, 5))
         if rng.random() < 0.5:
             for back in (0, 1):
-                b = by_row.profile(now, back)
-                for w, _, _ in ways[::2]:
-                    a = w.profile(now, back)
-                    assert np.array_equal(a.numeric, b.numeric), step
-                    assert np.array_equal(a.categorical, b.categorical), step
-                    np.testing.assert_allclose(a.sums, b.sums, rtol=1e-6, atol=1e-4)
-    ring_b = by_row.ring
-    for w, _, _ in ways[::2]:
-        ring_a = w.ring
-        assert np.array_equal(ring_a.ids, ring_b.ids)
-        for name in ("num", "cat"):
-            assert np.array_equal(ring_a.arrays[name], ring_b.arrays[name])
-        np.testing.assert_allclose(ring_a.arrays["num_sums"], ring_b.arrays["num_sums"], atol=1e-4)
-        for a, b in zip(w.totals(), by_row.totals(), strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-12)
-        # What each counted since start is what was sent: every non-NaN value, every code
-        # >= 0.
-        assert np.array_equal(w.total_num.sum(axis=1), sent_values)
-        np.testing.assert_allclose(w.total_sum, sent_sums, rtol=1e-12)
-        assert w.total_cat.sum() == sent_codes
+                a, b = by_cell.profile(now, back), by_row.profile(now, back)
+                assert np.array_equal(a.numeric, b.numeric), step
+                assert np.array_equal(a.categorical, b.categorical), step
+                np.testing.assert_allclose(a.sums, b.sums, rtol=1e-6, atol=1e-4)
+    ring_a, ring_b = by_cell.ring, by_row.ring
+    assert np.array_equal(ring_a.ids, ring_b.ids)
+    for name in ("num", "cat"):
+        assert np.array_equal(ring_a.arrays[name], ring_b.arrays[name])
+    np.testing.assert_allclose(ring_a.arrays["num_sums"], ring_b.arrays["num_sums"], atol=1e-4)
+    for a, b in zip(by_cell.totals(), by_row.totals(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    # What both counted since start is what was sent: every non-NaN value, every code >= 0.
+    assert np.array_equal(by_cell.total_num.sum(axis=1), sent_values)
+    np.testing.assert_allclose(by_cell.total_sum, sent_sums, rtol=1e-12)
+    assert by_cell.total_cat.sum() == sent_codes
 
 
-def test_a_write_picks_cells_when_its_records_are_few_for_its_buckets(monkeypatch):
-    """The choice itself, on the numpy path: 2 records over 30 buckets go cell by cell (no
-    bucket row is added whole), 3 000 records in one bucket go row by row."""
-    monkeypatch.setattr(kernels, "AVAILABLE", False)
+def test_a_write_picks_cells_when_its_records_are_few_for_its_buckets():
+    """The choice itself: 2 records over 30 buckets go cell by cell (no bucket row is
+    added whole), 3 000 records in one bucket go row by row."""
     rng = np.random.default_rng(2)
     cols = specs(rng)
     w = window(cols, 3600, 60)

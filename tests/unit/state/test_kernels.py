@@ -10,7 +10,6 @@ from hypothesis.extra.numpy import arrays
 
 from exporter.sources.datasets import profile_file
 from exporter.state import kernels
-from exporter.state.feature_window import FeatureWindow
 from exporter.state.profiles import (
     MALFORMED,
     MISSING,
@@ -21,7 +20,6 @@ from exporter.state.profiles import (
     ColumnSpecs,
     bin_columns,
 )
-from exporter.state.windows import BucketClock
 from tests.unit.state.test_profiles import MIXED, cells
 
 pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba (the fast extra) missing")
@@ -108,43 +106,3 @@ def test_a_partition_profiles_the_same_with_and_without_the_compiled_loops(tmp_p
     np.testing.assert_array_equal(fast.values, slow.values)
     assert fast.values[0, MALFORMED] == np.count_nonzero(np.isinf(a) & ~nulls)
     assert fast.values[0, MISSING] == np.count_nonzero(nulls)
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    values=arrays(np.float64, st.tuples(st.integers(1, 30), st.just(5)), elements=cells),
-    codes=arrays(np.int64, st.tuples(st.just(30), st.just(1)), elements=st.integers(-1, 3)),
-    ages=arrays(np.int64, st.just(30), elements=st.integers(0, 20)),
-)
-def test_a_window_written_by_the_compiled_loop_holds_what_numpy_writes(values, codes, ages):
-    """Every shape of column (a binary search where there is no table), NaN, ±inf and
-    floats far past the edges, over up to 21 buckets."""
-    specs = ColumnSpecs(
-        MIXED.numeric, (CategoricalSpec.from_counts("c", {"x": 5, "y": 3}, 2, True),)
-    )
-    n = len(values)
-    buckets = BucketClock(60, 600).current(1e9) - ages[:n]
-    windows = []
-    for available in (True, False):
-        w = FeatureWindow(BucketClock(60, 600), specs, [s.name for s in MIXED.numeric], ["c"], 0.0)
-        kernels.AVAILABLE = available
-        try:
-            w.add(buckets, values, codes[:n])
-        finally:
-            kernels.AVAILABLE = True
-        windows.append(w)
-    fast, slow = windows
-    assert np.array_equal(fast.ring.ids, slow.ring.ids)
-    for name in ("num", "cat"):
-        assert np.array_equal(fast.ring.arrays[name], slow.ring.arrays[name])
-    with np.errstate(invalid="ignore"):
-        np.testing.assert_allclose(
-            # float32 rounding, relative, and absolute below float32's normal range (values
-            # of 7e-47 add to 0 one by one, to 1.4e-45 summed in float64 first).
-            fast.ring.arrays["num_sums"],
-            slow.ring.arrays["num_sums"],
-            rtol=1e-6,
-            atol=1e-30,
-        )
-    for a, b in zip(fast.totals(), slow.totals(), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12)
