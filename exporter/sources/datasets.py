@@ -132,6 +132,7 @@ def profile_file(
                 [numeric_column(batch, s.name) for s in num],
                 usable.numeric_limits(margin),
                 infinite_malformed=True,
+                compiled=True,
             )
             cat_counts = categorical_counts(usable, batch)
             profile.numeric[num_index, : counts.shape[1]] += counts

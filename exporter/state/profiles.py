@@ -332,17 +332,19 @@ def bin_columns(
     columns: list[np.ndarray],
     limits: np.ndarray | None = None,
     infinite_malformed: bool = False,
+    compiled: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``bin_numeric`` of numeric columns given one float array each, and, with ``limits``
     (F_num, 2), each column's status counts (F_num, len(STATUSES)) as ``numeric_status``
     gives them. ±inf: binned as the largest floats, or, with ``infinite_malformed``,
     MALFORMED and not binned.
 
-    A whole column (a Parquet partition's) is read once by a compiled loop where numba is
-    installed: no (rows, F) matrix, no pass per step."""
+    ``compiled``: each column read once by a compiled loop where numba is installed (no
+    (rows, F) matrix, no pass per step): for dataset partitions only, as loading numba
+    costs ~140 MiB of RSS (docs/scaling.md)."""
     n_feat, width = len(specs.numeric), specs.numeric_width
     rows = len(columns[0]) if columns else 0
-    kernel = kernels.profile_column() if n_feat and rows else None
+    kernel = kernels.profile_column() if compiled and n_feat and rows else None
     if kernel is None:
         return _bin_columns_numpy(specs, columns, rows, limits, infinite_malformed)
     low, inv_width, start, steps, padded, exact = _stacked_lut(specs)
