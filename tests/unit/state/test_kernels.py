@@ -1,5 +1,8 @@
 """The compiled column loops (numba) count what the numpy path and a plain searchsorted do."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -110,3 +113,45 @@ def test_a_partition_profiles_the_same_with_and_without_the_compiled_loops(tmp_p
     np.testing.assert_array_equal(fast.values, slow.values)
     assert fast.values[0, MALFORMED] == np.count_nonzero(np.isinf(a) & ~nulls)
     assert fast.values[0, MISSING] == np.count_nonzero(nulls)
+
+
+PROBE = """
+import json, sys, time
+import numpy as np, pyarrow as pa, pyarrow.parquet as pq
+from exporter.app import Exporter
+from exporter.config import parse_config
+root = sys.argv[1]
+rng = np.random.default_rng(0)
+pq.write_table(pa.table({"x": rng.normal(size=5000)}), f"{root}/train/t.parquet")
+if sys.argv[2] == "dataset":
+    pq.write_table(pa.table({"x": rng.normal(size=500)}), f"{root}/daily/p.parquet")
+now = time.time()
+with open(f"{root}/logs/a.jsonl", "w") as fh:
+    for i in range(200):
+        fh.write(json.dumps({"timestamp": now, "model": "m", "features": {"x": i / 100}}) + "\\n")
+cfg = {"models": [{"name": "m", "serving_logs": [f"{root}/logs/*.jsonl"],
+                   "reference": {"path": f"{root}/train"}, "features": {"numeric": ["x"]}}],
+       "datasets": [{"name": "daily", "path": f"{root}/daily", "reference": "m"}]}
+e = Exporter(parse_config(cfg), interval=0.05, stats_interval=0.2)
+e.start()
+deadline = time.time() + 20
+while time.time() < deadline and (e.state.models["m"].features.status.sum() < 200
+        or (sys.argv[2] == "dataset" and not e.state.datasets)):
+    time.sleep(0.05)
+time.sleep(0.5)
+e.stop()
+print("numba" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("kind", "loaded"), [("serving", "False"), ("dataset", "True")])
+def test_numba_is_loaded_only_where_a_dataset_is_profiled(tmp_path, kind, loaded):
+    """Its ~140 MiB of RSS are paid by an exporter that watches datasets, not by one that
+    builds references and windows serving logs."""
+    for sub in ("train", "daily", "logs"):
+        (tmp_path / sub).mkdir()
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tmp_path), kind],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip().splitlines()[-1] == loaded, out.stderr[-2000:]
