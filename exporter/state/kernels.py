@@ -91,6 +91,7 @@ def _compile(fn):
         log.warning("numba unusable, profiling Parquet with numpy: %s", exc)
         AVAILABLE = False
         return False
+    log.info("profiling Parquet partitions with a compiled loop (numba %s)", numba.__version__)
     # nogil: a partition profiled on its own thread leaves the GIL to serving ingest.
     try:  # cache: compiled once per install (~0.5 s), not once per process
         return numba.njit(nogil=True, cache=True)(fn)
