@@ -83,6 +83,14 @@ def profile_column():
     return fn or None
 
 
+def failed() -> None:
+    """The compiled loop raised (a compiler or typing error, not the data's doing): logged
+    with its traceback, and numpy from now on."""
+    global AVAILABLE
+    log.exception("the compiled loop failed; profiling Parquet with numpy from now on")
+    AVAILABLE = False
+
+
 def _compile(fn):
     global AVAILABLE
     try:

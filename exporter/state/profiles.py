@@ -353,13 +353,17 @@ def bin_columns(
     counts = np.zeros((n_feat, width), np.int64)
     sums = np.zeros((n_feat, width))
     status = np.zeros((n_feat, len(STATUSES)), np.int64)
-    for j, x in enumerate(columns):
-        is_exact = j in exact
-        kernel(
-            x, low[j], inv_width[j], LUT_CELLS, start[j], steps,
-            specs.numeric[j].edges if is_exact else padded[j], is_exact,
-            lim[j, 0], lim[j, 1], infinite_malformed, counts[j], sums[j], status[j],
-        )  # fmt: skip
+    try:
+        for j, x in enumerate(columns):
+            is_exact = j in exact
+            kernel(
+                x, low[j], inv_width[j], LUT_CELLS, start[j], steps,
+                specs.numeric[j].edges if is_exact else padded[j], is_exact,
+                lim[j, 0], lim[j, 1], infinite_malformed, counts[j], sums[j], status[j],
+            )  # fmt: skip
+    except Exception:  # a compile or typing failure must not cost the partition
+        kernels.failed()
+        return _bin_columns_numpy(specs, columns, rows, limits, infinite_malformed)
     return counts, sums, status if limits is not None else None
 
 

@@ -155,3 +155,22 @@ def test_numba_is_loaded_only_where_a_dataset_is_profiled(tmp_path, kind, loaded
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert out.stdout.strip().splitlines()[-1] == loaded, out.stderr[-2000:]
+
+
+def test_a_failing_compiled_loop_costs_nothing_but_speed(monkeypatch, caplog):
+    """A compiler or typing error in the loop: the columns are binned by numpy, the error
+    is logged with its traceback, and numpy is used from then on."""
+
+    def broken(*args):
+        raise TypeError("No implementation of function for argument types")
+
+    monkeypatch.setitem(kernels._compiled, "profile_column", broken)
+    monkeypatch.setattr(kernels, "AVAILABLE", True)
+    x = np.random.default_rng(3).normal(size=(1000, 5))
+    columns = [x[:, j].copy() for j in range(5)]
+    got = bin_columns(MIXED, columns, LIMITS, True, compiled=True)
+    want = bin_columns(MIXED, columns, LIMITS, True, compiled=False)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert kernels.AVAILABLE is False
+    assert "compiled loop failed" in caplog.text and "TypeError" in caplog.text
