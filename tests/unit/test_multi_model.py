@@ -105,3 +105,14 @@ def test_each_model_gets_what_its_own_log_gives(tmp_path, features, monkeypatch)
         assert got["requests"] == want["requests"], name
         assert got["numeric"] == want["numeric"] and got["categorical"] == want["categorical"]
         assert got["skew"] == pytest.approx(want["skew"], abs=1e-12), name
+
+
+def test_a_log_shared_by_many_models_is_read_in_larger_steps(tmp_path):
+    """A step pays a fixed cost per model in it: 100 models sharing a log get 32 MiB
+    steps (each model's share ~80 records or more), one model's own log 8 MiB."""
+    models = [{"name": f"m{i}", "serving_logs": [str(tmp_path / "*.jsonl")]} for i in range(100)]
+    shared = Exporter(parse_config({"models": models}))
+    alone = Exporter(parse_config({"models": models[:1]}))
+    (serving,) = [i for i in shared.ingests if i.source == "serving"]
+    (one,) = [i for i in alone.ingests if i.source == "serving"]
+    assert (serving.budget, one.budget) == (32 << 20, 8 << 20)
