@@ -222,3 +222,17 @@ def test_fuzz_100k_mixed_lines_all_accounted_for():
     assert parsed + invalid == total == 100_000
     assert parsed >= valid_written  # some random records are valid too
     assert np.isfinite(parsed)
+
+
+@pytest.mark.parametrize("models", [["fraud"], ["fraud", "ranker"]])
+def test_absent_and_null_feature_values_are_nan(models):
+    """An absent key (the struct's default) and an explicit null both read as NaN, in a
+    batch with nulls and in one without (a batch's values are converted in one pass until
+    a null is met)."""
+    p = parser(numeric=["x", "y"], models=models)
+    base = {"timestamp": 1.0, "model": "fraud"}
+    without_nulls = p.parse(lines({**base, "features": {"x": 1.0}}, {**base, "features": {}}))
+    with_nulls = p.parse(lines({**base, "features": {"x": None, "y": 2}}, {**base}))
+    np.testing.assert_array_equal(without_nulls.numeric, [[1.0, np.nan], [np.nan, np.nan]])
+    np.testing.assert_array_equal(with_nulls.numeric, [[np.nan, 2.0], [np.nan, np.nan]])
+    assert without_nulls.numeric_malformed is None and with_nulls.numeric_malformed is None
