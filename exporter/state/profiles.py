@@ -174,13 +174,7 @@ class CategoricalSpec:
         Codes are -1 for nulls; statuses VALID, MISSING or UNSEEN_STATUS. The lookup runs
         once per distinct value (the dictionary), then a gather maps every row.
         """
-        if not pa.types.is_dictionary(array.type):
-            array = pc.dictionary_encode(array)
-        if isinstance(array, pa.ChunkedArray):
-            array = array.combine_chunks()
-        get, default = self.lookup.get, self._default()
-        distinct = array.dictionary.to_pylist()
-        lookup = np.fromiter((get(v, default) for v in distinct), np.int64, len(distinct))
+        array, lookup = self._distinct(array)
         idx = array.indices.fill_null(0).to_numpy(zero_copy_only=False)
         codes = lookup[idx] if len(lookup) else np.full(len(idx), -1, np.int64)
         if array.null_count:
@@ -195,18 +189,22 @@ class CategoricalSpec:
         counted: what ``codes_array``'s codes count to, without a code per row. Each
         distinct value is counted once (one bincount of the dictionary indices), then
         looked up."""
+        array, lookup = self._distinct(array)
+        indices, distinct = array.indices, len(lookup)
+        if indices.null_count:  # nulls counted in one slot past the dictionary, dropped
+            indices = pc.fill_null(indices, distinct)
+        per_value = np.bincount(indices.to_numpy(), minlength=distinct + 1)
+        return np.bincount(lookup, per_value[:distinct], minlength=self.bins).astype(np.int64)
+
+    def _distinct(self, array: pa.Array) -> tuple[pa.DictionaryArray, np.ndarray]:
+        """The array dictionary-encoded, and the bin of each of its distinct values."""
         if not pa.types.is_dictionary(array.type):
             array = pc.dictionary_encode(array)
         if isinstance(array, pa.ChunkedArray):
             array = array.combine_chunks()
         get, default = self.lookup.get, self._default()
         distinct = array.dictionary.to_pylist()
-        lookup = np.fromiter((get(v, default) for v in distinct), np.int64, len(distinct))
-        indices = array.indices
-        if indices.null_count:  # nulls counted in one slot past the dictionary, dropped
-            indices = pc.fill_null(indices, len(distinct))
-        per_value = np.bincount(indices.to_numpy(), minlength=len(distinct) + 1)
-        return np.bincount(lookup, per_value[: len(distinct)], minlength=self.bins).astype(np.int64)
+        return array, np.fromiter((get(v, default) for v in distinct), np.int64, len(distinct))
 
     def labels(self) -> list[str]:
         return [*self.values, OTHER, UNSEEN]
