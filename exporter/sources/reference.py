@@ -341,7 +341,8 @@ class _Pass1:
 
 
 def profile_batch(specs: ColumnSpecs, batch: pa.RecordBatch) -> Profile:
-    """Profile one record batch over fixed specs (pass 2; also datasets' partitions)."""
+    """Profile one record batch over fixed specs (a reference build's pass 2, on Spark too;
+    dataset partitions go through ``datasets.profile_file``)."""
     numeric = [numeric_column(batch, s.name) for s in specs.numeric]
     counts, sums, _ = bin_columns(specs, numeric)
     return Profile(counts, sums, categorical_counts(specs, batch))
