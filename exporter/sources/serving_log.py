@@ -354,9 +354,10 @@ class ServingLogParser:
             )
             for s in tail
         ]
-        return self._assemble(
-            [*head, *lenient] if lenient else head, num_idx, cat_idx, whole=positions is None
-        )
+        # Whole: the Features struct of every column; not the record itself (features at
+        # the top level), whose other fields are the timestamp, the model...
+        whole = positions is None and not self.features_at_root
+        return self._assemble([*head, *lenient] if lenient else head, num_idx, cat_idx, whole)
 
     def _raw_items(self, feats, n_fast, slow, positions, num_idx: tuple, cat_idx: tuple):
         """Raw feature objects decoded against these columns only: one decode of the model's

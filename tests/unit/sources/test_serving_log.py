@@ -236,3 +236,13 @@ def test_absent_and_null_feature_values_are_nan(models):
     np.testing.assert_array_equal(without_nulls.numeric, [[1.0, np.nan], [np.nan, np.nan]])
     np.testing.assert_array_equal(with_nulls.numeric, [[np.nan, 2.0], [np.nan, np.nan]])
     assert without_nulls.numeric_malformed is None and with_nulls.numeric_malformed is None
+
+
+def test_numeric_features_at_the_top_level_are_read_by_name():
+    """``fields.features: "."`` with numeric features only: the record's own struct holds
+    the other fields too, so its features are read by name, not as all its fields (that
+    raised on the model's name)."""
+    p = parser(fmt={"fields": FieldMap(features=".")}, numeric=["x", "y"], models=["fraud"])
+    b = p.parse(lines({"timestamp": 1.0, "model": "fraud", "x": 1.5, "y": 2.5, "other": 3}))
+    assert b.records == 1
+    np.testing.assert_array_equal(b.numeric, [[1.5, 2.5]])
