@@ -90,10 +90,14 @@ class ServingLogParser:
         self._feature_getters: dict = {}
         # Models whose features mostly differ: their union would be thousands of columns,
         # every line decoded against all of them. Then a line's features stay raw JSON,
-        # decoded per model against that model's own columns only.
+        # decoded per model against that model's own columns only. Not for features at the
+        # top level (``fields.features: "."``): they are the record's own fields, with no
+        # object of their own to keep raw.
         widest = max((len(n) + len(c) for n, c in filter(None, model_columns or ())), default=0)
-        self.raw_features = bool(model_columns) and (
-            len(self.numeric) + len(self.categorical) > 2 * max(widest, 1)
+        self.raw_features = (
+            bool(model_columns)
+            and fmt.fields.features != ROOT
+            and len(self.numeric) + len(self.categorical) > 2 * max(widest, 1)
         )
         self._raw_decoders: dict = {}
         self.latency_scale = 0.001 if fmt.latency_unit == "ms" else 1.0

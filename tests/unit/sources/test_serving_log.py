@@ -246,3 +246,19 @@ def test_numeric_features_at_the_top_level_are_read_by_name():
     b = p.parse(lines({"timestamp": 1.0, "model": "fraud", "x": 1.5, "y": 2.5, "other": 3}))
     assert b.records == 1
     np.testing.assert_array_equal(b.numeric, [[1.5, 2.5]])
+
+
+def test_top_level_features_of_many_models_with_their_own_names():
+    """Three models, each its own features, at the top level of a shared log: the union is
+    decoded (there is no features object to keep raw per model); that parse raised before
+    (a record handed over as raw JSON)."""
+    cols = [([0, 1], []), ([2, 3], []), ([4, 5], [])]
+    names = ["a1", "a2", "b1", "b2", "c1", "c2"]
+    p = ServingLogParser(
+        ServingLogFormat(fields=FieldMap(features=".")), ["a", "b", "c"], names, model_columns=cols
+    )
+    assert not p.raw_features
+    b = p.parse(lines(*({"timestamp": 1.0, "model": m, f"{m}1": 1.5, f"{m}2": 2.5} for m in "abc")))
+    assert sorted(b.blocks) == [0, 1, 2]
+    for block in b.blocks.values():
+        np.testing.assert_array_equal(block[0], [[1.5, 2.5]])
