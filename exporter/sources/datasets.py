@@ -130,7 +130,7 @@ def profile_file(
             counts, sums, status = bin_columns(
                 usable,
                 [numeric_column(batch, s.name) for s in num],
-                usable.numeric_limits(margin),
+                margin,
                 infinite_malformed=True,
                 compiled=True,
             )

@@ -328,14 +328,14 @@ def bin_numeric(
 def bin_columns(
     specs: ColumnSpecs,
     columns: list[np.ndarray],
-    limits: np.ndarray | None = None,
+    margin: float | None = None,
     infinite_malformed: bool = False,
     compiled: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``bin_numeric`` of numeric columns given one float array each, and, with ``limits``
-    (F_num, 2), each column's status counts (F_num, len(STATUSES)) as ``numeric_status``
-    gives them. ±inf: binned as the largest floats, or, with ``infinite_malformed``,
-    MALFORMED and not binned.
+    """``bin_numeric`` of numeric columns given one float array each, and, with an
+    out-of-range ``margin``, each column's status counts (F_num, len(STATUSES)) as
+    ``numeric_status`` gives them. ±inf: binned as the largest floats, or, with
+    ``infinite_malformed``, MALFORMED and not binned.
 
     ``compiled``: each column read once by a compiled loop where numba is installed (no
     (rows, F) matrix, no pass per step): for dataset partitions only, as loading numba
@@ -344,10 +344,13 @@ def bin_columns(
     rows = len(columns[0]) if columns else 0
     kernel = kernels.profile_column() if compiled and n_feat and rows else None
     if kernel is None:
-        return _bin_columns_numpy(specs, columns, rows, limits, infinite_malformed)
+        return _bin_columns_numpy(specs, columns, rows, margin, infinite_malformed)
     low, inv_width, start, steps, padded, exact = _stacked_lut(specs)
     start = start.reshape(n_feat, LUT_CELLS)
-    lim = limits if limits is not None else np.full((n_feat, 2), (-np.inf, np.inf))
+    if margin is None:  # no statuses asked for
+        lim = np.tile([-np.inf, np.inf], (n_feat, 1))
+    else:
+        lim = specs.numeric_limits(margin)
     counts = np.zeros((n_feat, width), np.int64)
     sums = np.zeros((n_feat, width))
     status = np.zeros((n_feat, len(STATUSES)), np.int64)
@@ -361,19 +364,13 @@ def bin_columns(
             )  # fmt: skip
     except Exception:  # a compile or typing failure must not cost the partition
         kernels.failed()
-        return _bin_columns_numpy(specs, columns, rows, limits, infinite_malformed)
-    return counts, sums, status if limits is not None else None
+        return _bin_columns_numpy(specs, columns, rows, margin, infinite_malformed)
+    return counts, sums, status if margin is not None else None
 
 
-def _bin_columns_numpy(specs, columns, rows, limits, infinite_malformed):
+def _bin_columns_numpy(specs, columns, rows, margin, infinite_malformed):
     matrix = np.column_stack(columns) if columns else np.empty((rows, 0))
-    status = None
-    if limits is not None:
-        status = np.full(matrix.shape, VALID, np.int8)
-        with np.errstate(invalid="ignore"):
-            outside = (matrix < limits[:, 0]) | (matrix > limits[:, 1])
-        status[outside] = OUT_OF_RANGE
-        status[np.isnan(matrix)] = MISSING
+    status = numeric_status(specs, matrix, margin) if margin is not None else None
     if infinite_malformed:
         infinite = np.isinf(matrix)
         if infinite.any():

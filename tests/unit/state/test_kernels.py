@@ -27,7 +27,8 @@ from tests.unit.state.test_profiles import MIXED, cells
 
 pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba (the fast extra) missing")
 
-LIMITS = MIXED.numeric_limits(0.1)
+MARGIN = 0.1
+LIMITS = MIXED.numeric_limits(MARGIN)
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def numpy_only(monkeypatch):
 def test_a_column_counts_what_searchsorted_counts_both_ways(values, malformed, compiled):
     columns = [values[:, j].copy() for j in range(5)]
     counts, sums, status = bin_columns(
-        MIXED, columns, LIMITS, infinite_malformed=malformed, compiled=compiled
+        MIXED, columns, MARGIN, infinite_malformed=malformed, compiled=compiled
     )
     for j, spec in enumerate(MIXED.numeric):
         x = values[:, j]
@@ -77,8 +78,8 @@ def test_the_numpy_path_gives_the_compiled_loops_counts():
     x[rng.random(x.shape) < 0.01] = -np.inf
     columns = [x[:, j].copy() for j in range(5)]
     for malformed in (False, True):
-        fast = bin_columns(MIXED, columns, LIMITS, malformed, compiled=True)
-        slow = bin_columns(MIXED, [c.copy() for c in columns], LIMITS, malformed, compiled=False)
+        fast = bin_columns(MIXED, columns, MARGIN, malformed, compiled=True)
+        slow = bin_columns(MIXED, [c.copy() for c in columns], MARGIN, malformed, compiled=False)
         for a, b in zip(fast, slow, strict=True):
             np.testing.assert_array_equal(a, b)
 
@@ -168,8 +169,8 @@ def test_a_failing_compiled_loop_costs_nothing_but_speed(monkeypatch, caplog):
     monkeypatch.setattr(kernels, "AVAILABLE", True)
     x = np.random.default_rng(3).normal(size=(1000, 5))
     columns = [x[:, j].copy() for j in range(5)]
-    got = bin_columns(MIXED, columns, LIMITS, True, compiled=True)
-    want = bin_columns(MIXED, columns, LIMITS, True, compiled=False)
+    got = bin_columns(MIXED, columns, MARGIN, True, compiled=True)
+    want = bin_columns(MIXED, columns, MARGIN, True, compiled=False)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
     assert kernels.AVAILABLE is False
