@@ -296,10 +296,11 @@ class ModelState:
         self.features.add(b, numeric[kept], codes[kept] if codes.size else codes, grouped)
         if self.predictions is not None:
             self.predictions.add(b, s, predictions[kept], grouped)
-        if scores is not None:
+        if scores is not None and grouped is not None:
             scores, predicted = scores[kept], predicted[kept]
-            for one in np.unique(b):
-                sel = b == one
+            ids, groups = grouped
+            for k, one in enumerate(ids.tolist()):
+                sel = groups == k
                 self.class_scores.add(one, s[sel], scores[sel], predicted[sel])
 
     @staticmethod
