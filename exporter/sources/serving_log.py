@@ -389,35 +389,33 @@ class ServingLogParser:
         n, k_num, k_cat = len(items), len(num_idx), len(cat_idx)
         lenient = [k for k, item in enumerate(items) if type(item) is _Lenient]
         typed = items if not lenient else [None if type(i) is _Lenient else i for i in items]
+        # Whole: the struct's fields as a tuple, read from its slots: 50 against 81 µs for
+        # 67 records of 50 features by attribute names (a model of 100 in one log).
+        getter = msgspec.structs.astuple if whole else self._getter_for(num_idx, cat_idx)
+        empty = (None,) * (k_num + k_cat)
+        rows = [getter(f) if f is not None else empty for f in typed]
+        for k in lenient:
+            rows[k] = (*items[k].num, *items[k].cat)
         numeric, num_bad, categorical, cat_bad = np.empty((n, 0)), None, [], None
-        if k_num:
-            getter, empty = self._getter_for("n", num_idx), (None,) * k_num
-            if whole and not k_cat:
-                # The struct's fields as a tuple, read from its slots: 50 against 81 µs
-                # for 67 records of 50 features by attribute names (a model of 100 in one
-                # log, per batch).
-                getter = msgspec.structs.astuple
-            rows = [getter(f) if f is not None else empty for f in typed]
-            for k in lenient:
-                rows[k] = tuple(items[k].num)
+        if k_num and k_cat:
+            # Numbers and strings in one row: an object array of references (no conversion),
+            # then each kind of column in one call (1.13 -> 1.0 µs a line at 20 numeric +
+            # 10 categorical features).
+            table = np.array(rows, dtype=object).reshape(n, k_num + k_cat)
+            numeric = table[:, :k_num].astype(float)
+            categorical = [pa.array(table[:, k_num + j], pa.string()) for j in range(k_cat)]
+        elif k_num:
             numeric = np.array(rows, dtype=float).reshape(n, k_num)
-            if lenient:
-                num_bad = np.zeros((n, k_num), bool)
-                num_bad[lenient] = [items[k].num_bad for k in lenient]
-        if k_cat:
-            getter, empty = self._getter_for("c", cat_idx), (None,) * k_cat
-            rows = [getter(f) if f is not None else empty for f in typed]
-            for k in lenient:
-                rows[k] = tuple(items[k].cat)
-            # Transpose in C, then one Arrow array per feature: coding is vectorised.
-            categorical = (
-                [pa.array(c, pa.string()) for c in zip(*rows, strict=True)]
-                if n
-                else [pa.array([], pa.string())] * k_cat
-            )
-            if lenient:
-                cat_bad = np.zeros((n, k_cat), bool)
-                cat_bad[lenient] = [items[k].cat_bad for k in lenient]
+        elif k_cat:
+            # Transposed in C, a tuple per column; one Arrow array each.
+            columns = zip(*rows, strict=True) if n else [()] * k_cat
+            categorical = [pa.array(c, pa.string()) for c in columns]
+        if lenient and k_num:
+            num_bad = np.zeros((n, k_num), bool)
+            num_bad[lenient] = [items[k].num_bad for k in lenient]
+        if lenient and k_cat:
+            cat_bad = np.zeros((n, k_cat), bool)
+            cat_bad[lenient] = [items[k].cat_bad for k in lenient]
         return numeric, num_bad, categorical, cat_bad
 
     def _raw_one(self, decoder, raw, num_idx: tuple, cat_idx: tuple):
@@ -432,11 +430,14 @@ class ServingLogParser:
         names = ([self.numeric[i] for i in num_idx], [self.categorical[i] for i in cat_idx])
         return _Lenient(*_feature_values(obj, *names))
 
-    def _getter_for(self, kind: str, columns: tuple):
-        key = (kind, columns)
+    def _getter_for(self, num_idx: tuple, cat_idx: tuple):
+        """A function giving a struct's values of these columns as one tuple, numeric
+        columns first."""
+        key = (num_idx, cat_idx)
         getter = self._feature_getters.get(key)
         if getter is None:
-            getter = _tuples(operator.attrgetter(*[f"{kind}{i}" for i in columns]), len(columns))
+            names = [f"n{i}" for i in num_idx] + [f"c{i}" for i in cat_idx]
+            getter = _tuples(operator.attrgetter(*names), len(names))
             self._feature_getters[key] = getter
         return getter
 

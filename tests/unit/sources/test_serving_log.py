@@ -4,6 +4,8 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.config import FieldMap, ServingLogFormat
 from exporter.sources.serving_log import ServingLogParser
@@ -262,3 +264,93 @@ def test_top_level_features_of_many_models_with_their_own_names():
     assert sorted(b.blocks) == [0, 1, 2]
     for block in b.blocks.values():
         np.testing.assert_array_equal(block[0], [[1.5, 2.5]])
+
+
+_NUMERIC_VALUES = st.one_of(
+    st.floats(-1e6, 1e6), st.integers(-(10**6), 10**6), st.none(), st.just("12"), st.booleans()
+)
+_CATEGORICAL_VALUES = st.one_of(
+    st.sampled_from(["a", "b", "ü"]), st.integers(-5, 5), st.none(), st.booleans(), st.just([1])
+)
+_ABSENT = object()
+
+
+def _expected(features: dict | None, numeric: list[str], categorical: list[str]):
+    """What a record's features read as, from the parser's documented rules, not its code:
+    numbers as floats, absent or null as NaN / None, anything else malformed; a category
+    as its string (an integer or boolean as its text)."""
+    features = features or {}
+    num, num_bad, cat, cat_bad = [], [], [], []
+    for name in numeric:
+        v = features.get(name, _ABSENT)
+        ok = v is _ABSENT or v is None or (type(v) in (int, float))
+        num.append(float(v) if ok and v not in (_ABSENT, None) else math.nan)
+        num_bad.append(not ok)
+    for name in categorical:
+        v = features.get(name, _ABSENT)
+        if type(v) is bool:
+            cat.append("true" if v else "false"), cat_bad.append(False)
+        elif isinstance(v, str) or type(v) is int:
+            cat.append(str(v)), cat_bad.append(False)
+        else:
+            cat.append(None), cat_bad.append(v not in (_ABSENT, None))
+    return num, num_bad, cat, cat_bad
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.dictionaries(st.sampled_from(["x", "y", "z", "c", "d"]), _NUMERIC_VALUES),
+            st.dictionaries(st.sampled_from(["x", "y", "z", "c", "d"]), _CATEGORICAL_VALUES),
+        ),
+        max_size=12,
+    ),
+    st.sampled_from(["one model", "models with their own columns", "features raw per model"]),
+)
+def test_feature_columns_match_an_independent_reading(records, layout):
+    """Typed records, records without features and records read leniently (a malformed
+    value), numeric and categorical columns together: every value lands in its row and
+    column, with its malformed flag, whichever way the parser assembles the columns."""
+    numeric, categorical = ["x", "y", "z"], ["c", "d"]
+    if layout == "one model":
+        p = parser(numeric=numeric, categorical=categorical, models=["fraud"])
+        own = (numeric, categorical)
+    else:
+        # Model "fraud" has y, x and d of the union; "raw" per model when the union is wide.
+        extra = [f"u{i}" for i in range(10)] if layout == "features raw per model" else []
+        union_num = numeric + extra
+        cols = [([1, 0], [1]), ([2], [0])]
+        p = ServingLogParser(
+            ServingLogFormat(), ["fraud", "ranker"], union_num, categorical, model_columns=cols
+        )
+        assert p.raw_features == bool(extra)
+        own = (["y", "x"], ["d"])
+    data = lines(
+        *(
+            {"timestamp": 1.0, "model": "fraud", "request_id": str(i)}
+            | ({} if f is None else {"features": f})
+            for i, f in enumerate(records)
+        )
+    )
+    b = p.parse(data)
+    assert b.records == len(records)
+    if not records:
+        return
+    numeric, num_bad, cat, cat_bad = (
+        (b.numeric, b.numeric_malformed, b.categorical, b.categorical_malformed)
+        if layout == "one model"
+        else b.blocks[0]
+    )
+    # Rows are the typed records, then those read leniently: matched by request id.
+    want = [_expected(records[int(r)], *own) for r in b.request_id]
+    k_num, k_cat = len(own[0]), len(own[1])
+    np.testing.assert_array_equal(numeric, np.array([w[0] for w in want]).reshape(-1, k_num))
+    no_num_bad = [[False] * k_num] * len(want)
+    assert (no_num_bad if num_bad is None else num_bad.tolist()) == [w[1] for w in want]
+    assert [c.to_pylist() for c in cat] == [
+        list(c) for c in zip(*(w[2] for w in want), strict=True)
+    ]
+    no_cat_bad = [[False] * k_cat] * len(want)
+    assert (no_cat_bad if cat_bad is None else cat_bad.tolist()) == [w[3] for w in want]
