@@ -2,11 +2,13 @@
 itself, not a second decode of the chunk."""
 
 import json
+from unittest import mock
 
 import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exporter.sources import jsonlines
 from exporter.sources.jsonlines import _newlines, decode_lines
 
 
@@ -55,14 +57,17 @@ def test_torn_lines_cost_their_piece_not_the_chunk():
             st.sampled_from(["", "{}", "x", '{"i": 1, "pad": "a"} {"i": 2, "pad": "b"}']),
         ),
         max_size=200,
-    )
+    ),
+    st.sampled_from([64, 700, jsonlines.PIECE_BYTES]),
 )
-def test_every_line_is_a_record_or_handed_over_in_order(lines):
-    """Blank lines anywhere (first, last, in a row) in pieces small and large: every line
-    is one record (in line order) or handed to on_bad, however the fast path counted."""
+def test_every_line_is_a_record_or_handed_over_in_order(lines, piece):
+    """Blank lines anywhere (first, last, in a row) in pieces small and large, a chunk of
+    one piece or of many (its newlines then found once for all): every line is one record
+    (in line order) or handed to on_bad, however the fast path counted."""
     data = "".join(line + "\n" for line in lines).encode()
     bad = []
-    out = decode_lines(data, msgspec.json.Decoder(Record), lambda line, exc: bad.append(line))
+    with mock.patch.object(jsonlines, "PIECE_BYTES", piece):
+        out = decode_lines(data, msgspec.json.Decoder(Record), lambda line, exc: bad.append(line))
     good = [
         json.loads(line)["i"] for line in lines if line.startswith('{"i"') and "} {" not in line
     ]
@@ -81,3 +86,19 @@ def test_newlines_counts_and_finds_blank_lines_as_bytes_do():
         b"a\nb\n",
     ):
         assert _newlines(data) == (data.count(b"\n"), b"\n\n" in data or data.startswith(b"\n"))
+
+
+def test_a_blank_line_ending_a_piece_is_seen():
+    """A piece whose last line is blank, with a line of two records before it: the counts
+    agree (three lines, three values), so only the blank check sends the piece line by
+    line, where the line of two records is rejected."""
+    two = '{"i": 1, "pad": "a"} {"i": 2, "pad": "b"}'
+    filler = json.dumps({"i": 3, "pad": "c" * (63 - len(two) - 1 - 19)})
+    lines = [two, filler, "", json.dumps({"i": 4, "pad": "d"})]
+    data = "".join(line + "\n" for line in lines).encode()
+    assert data.index(b"\n\n") + 1 == 64  # the blank line's newline ends the first piece
+    bad = []
+    with mock.patch.object(jsonlines, "PIECE_BYTES", 64):
+        out = decode_lines(data, msgspec.json.Decoder(Record), lambda line, exc: bad.append(line))
+    assert [r.i for r in out] == [3, 4]
+    assert bad == [b"", two.encode()]
