@@ -371,7 +371,7 @@ def apply_serving(state: State, model_names, columns, batch, now: float) -> None
         if model_state is None or model_state.model.name not in columns:
             continue  # a push parsed before a reload removed its model
         rows = order[start:end]
-        versions = [batch.version[i] for i in rows]
+        versions = batch.pick(batch.version, rows)
         slots = slots_for(model_state.slots, versions, now)
         for freed in model_state.slots.evicted:
             model_state.reset_slot(freed)

@@ -67,3 +67,11 @@ class ParsedBatch:
     @property
     def records(self) -> int:
         return len(self.model)
+
+    def pick(self, values: list, rows) -> list:
+        """The items ``rows`` of one of the batch's per-record lists; the list itself when
+        ``rows`` are all the records (one model's batch: ``apply_serving`` hands a model
+        its rows in batch order), not a copy item by item (0.06 µs a line each)."""
+        if len(rows) == len(self.model):
+            return values
+        return [values[r] for r in rows]

@@ -268,12 +268,12 @@ class ModelState:
         self.dropped["too_old"] += int(too_old.sum())
         self.dropped["future"] += int(future.sum())
         keep = ~(too_old | future)
-        raw_predictions = [batch.prediction[r] for r in rows]
+        raw_predictions = batch.pick(batch.prediction, rows)
         if self.join is not None:
             matched = self.join.add_predictions(
-                [batch.request_id[r] for r in rows],
+                batch.pick(batch.request_id, rows),
                 batch.timestamp[rows],
-                [batch.version[r] for r in rows],
+                batch.pick(batch.version, rows),
                 raw_predictions,
                 now,
             )
@@ -281,7 +281,7 @@ class ModelState:
         predictions = self.predictions.values(raw_predictions) if self.predictions else None
         scores = None
         if self.class_scores is not None and batch.scores is not None:
-            scores, predicted = self._class_scores([batch.scores[r] for r in rows], raw_predictions)
+            scores, predicted = self._class_scores(batch.pick(batch.scores, rows), raw_predictions)
         # Each part bins the batch's rows once for every bucket they fall in (a batch of a
         # live log spans a few buckets; a step per bucket was most of a line's cost at
         # 100 models: bench/growth.py).
@@ -305,13 +305,18 @@ class ModelState:
 
     @staticmethod
     def _union_columns(rows, batch, num_cols, cat_cols):
-        numeric = batch.numeric[np.ix_(rows, num_cols)] if num_cols else np.empty((len(rows), 0))
+        everything = len(rows) == batch.records
+        if everything and num_cols == list(range(batch.numeric.shape[1])):
+            numeric = batch.numeric  # one model's batch: its columns as they are (read only)
+        elif num_cols:
+            numeric = batch.numeric[np.ix_(rows, num_cols)]
+        else:
+            numeric = np.empty((len(rows), 0))
         num_bad = (
             batch.numeric_malformed[np.ix_(rows, num_cols)]
             if num_cols and batch.numeric_malformed is not None
             else None
         )
-        everything = len(rows) == batch.records
         taken = None if everything else pa.array(rows)
         cat_values = [
             batch.categorical[c] if everything else batch.categorical[c].take(taken)
