@@ -171,12 +171,15 @@ class BucketRing:
             rows = self.slots(distinct)
             row_of = rows[which]  # each of bucket_ids' row
         self.mutations += 1
+        targets: dict = {}  # arrays of one shape given the same positions (counts, sums)
         for name, (flat, values) in cells.items():
             arr = self._array(name)
             per = arr[0].size
             self._keep_before(name, rows)
-            bucket, within = np.divmod(flat, per)
-            target = row_of[bucket] * per + within
+            target = targets.get((id(flat), per))
+            if target is None:
+                bucket, within = np.divmod(flat, per)
+                target = targets[id(flat), per] = row_of[bucket] * per + within
             # Of the array's own dtype: a value to cast makes add.at ~40x slower.
             add = arr.dtype.type(1) if values is None else values.astype(arr.dtype)
             np.add.at(arr.reshape(-1), target, add)
