@@ -13,7 +13,7 @@ import math
 import operator
 import time
 from collections import Counter
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any
 
 import msgspec
@@ -336,18 +336,15 @@ class ServingLogParser:
             return np.full((n, k_num), np.nan), None, [missing] * k_cat, None
         num_idx, cat_idx = tuple(num_idx), tuple(cat_idx)
         if self.raw_features and positions is not None:
-            return self._assemble(
-                self._raw_items(feats, n_fast, slow, positions, num_idx, cat_idx),
-                num_idx,
-                cat_idx,
-                whole=True,
-            )
+            items, lenient = self._raw_items(feats, n_fast, slow, positions, num_idx, cat_idx)
+            return self._assemble(items, lenient, num_idx, cat_idx, whole=True)
         if positions is None:
             head, tail = feats or [], slow
         else:
+            # Python ints: indexing a list by numpy's costs ~60 ns an item more.
             cut = int(np.searchsorted(positions, n_fast))
-            head = [feats[p] for p in positions[:cut]] if feats else []
-            tail = [slow[p - n_fast] for p in positions[cut:]]
+            head = list(map(feats.__getitem__, positions[:cut].tolist())) if feats else []
+            tail = [slow[p - n_fast] for p in positions[cut:].tolist()]
         # A slow line's values are laid out over the union: these columns of them.
         lenient = [
             _Lenient(
@@ -361,39 +358,49 @@ class ServingLogParser:
         # Whole: the Features struct of every column; not the record itself (features at
         # the top level), whose other fields are the timestamp, the model...
         whole = positions is None and not self.features_at_root
-        return self._assemble([*head, *lenient] if lenient else head, num_idx, cat_idx, whole)
+        items = [*head, *lenient] if lenient else head
+        return self._assemble(items, range(len(head), len(items)), num_idx, cat_idx, whole)
 
     def _raw_items(self, feats, n_fast, slow, positions, num_idx: tuple, cat_idx: tuple):
         """Raw feature objects decoded against these columns only: one decode of the model's
-        records; a record with a malformed value read leniently, in its place."""
+        records; a record with a malformed value read leniently, in its place. (Items, the
+        indices of those read leniently.)"""
         key = (num_idx, cat_idx)
         decoder = self._raw_decoders.get(key)
         if decoder is None:
             spec, rename = self._feature_fields(num_idx, cat_idx)
             struct = msgspec.defstruct("ModelFeatures", spec, rename=rename, gc=False)
             decoder = self._raw_decoders[key] = msgspec.json.Decoder(struct | None)
-        raws = [feats[p] if p < n_fast else slow[p - n_fast][1] for p in positions]
+        positions = positions.tolist()
+        if not slow:
+            raws = list(map(feats.__getitem__, positions))
+        else:
+            raws = [feats[p] if p < n_fast else slow[p - n_fast][1] for p in positions]
         try:
             items = decoder.decode_lines(b"\n".join(raws) + b"\n")
         except DECODE_ERRORS:
             items = None
-        if items is None or len(items) != len(raws):
-            items = [self._raw_one(decoder, raw, num_idx, cat_idx) for raw in raws]
-        return items
+        if items is not None and len(items) == len(raws):
+            return items, ()
+        items = [self._raw_one(decoder, raw, num_idx, cat_idx) for raw in raws]
+        return items, [k for k, item in enumerate(items) if type(item) is _Lenient]
 
-    def _assemble(self, items: list, num_idx: tuple, cat_idx: tuple, whole: bool = False):
+    def _assemble(self, items: list, lenient, num_idx: tuple, cat_idx: tuple, whole=False):
         """(numeric, numeric malformed, categorical, categorical malformed) of records given
         as typed structs (attributes n<i>/c<i>), None (no features) or _Lenient (values and
-        malformed flags over these columns, in order). ``whole``: a struct's fields are
-        these columns, in order."""
+        malformed flags over these columns, in order), those at indices ``lenient``.
+        ``whole``: a struct's fields are these columns, in order."""
         n, k_num, k_cat = len(items), len(num_idx), len(cat_idx)
-        lenient = [k for k, item in enumerate(items) if type(item) is _Lenient]
+        lenient = list(lenient)
         typed = items if not lenient else [None if type(i) is _Lenient else i for i in items]
         # Whole: the struct's fields as a tuple, read from its slots: 50 against 81 µs for
         # 67 records of 50 features by attribute names (a model of 100 in one log).
         getter = msgspec.structs.astuple if whole else self._getter_for(num_idx, cat_idx)
-        empty = (None,) * (k_num + k_cat)
-        rows = [getter(f) if f is not None else empty for f in typed]
+        try:
+            rows = list(map(getter, typed))
+        except (TypeError, AttributeError):  # a record without features (None)
+            empty = (None,) * (k_num + k_cat)
+            rows = [getter(f) if f is not None else empty for f in typed]
         for k in lenient:
             rows[k] = (*items[k].num, *items[k].cat)
         numeric, num_bad, categorical, cat_bad = np.empty((n, 0)), None, [], None
@@ -405,7 +412,11 @@ class ServingLogParser:
             numeric = table[:, :k_num].astype(float)
             categorical = [pa.array(table[:, k_num + j], pa.string()) for j in range(k_cat)]
         elif k_num:
-            numeric = np.array(rows, dtype=float).reshape(n, k_num)
+            try:  # one pass over the values (0.54 against 0.66 µs a line of 50 features)
+                numeric = np.fromiter(chain.from_iterable(rows), float, n * k_num)
+                numeric = numeric.reshape(n, k_num)
+            except TypeError:  # a null (None), which np.array reads as NaN
+                numeric = np.array(rows, dtype=float).reshape(n, k_num)
         elif k_cat:
             # Transposed in C, a tuple per column; one Arrow array each.
             columns = zip(*rows, strict=True) if n else [()] * k_cat
