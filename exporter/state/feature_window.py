@@ -98,23 +98,29 @@ class FeatureWindow:
         num_shape = (len(self.numeric), specs.numeric_width)
         cat_shape = (len(self.categorical), specs.categorical_width)
         num_size, cat_size = int(np.prod(num_shape)), int(np.prod(cat_shape))
-        num_cells, values = numeric_cells(specs, numeric, groups)
-        cat_cells = categorical_cells(specs, codes, groups)
-        if (len(num_cells) + len(cat_cells)) * SPARSE_RATIO >= n * (num_size + cat_size):
+        nan = np.isnan(numeric)
+        cells = nan.size - int(np.count_nonzero(nan)) + int(np.count_nonzero(codes >= 0))
+        if cells * SPARSE_RATIO >= n * (num_size + cat_size):
+            num_cells, values = numeric_cells(specs, numeric, groups, nan)
+            cat_cells = categorical_cells(specs, codes, groups)
             counts = cell_array(num_cells, (n, *num_shape))
             sums = cell_array(num_cells, (n, *num_shape), values)
             cat = cell_array(cat_cells, (n, *cat_shape))
             self.ring.add_buckets(ids, {"num": counts, "num_sums": sums, "cat": cat})
         else:
             # A few records over many buckets (a backfill read with many models): the
-            # cells they hit, not every bucket's thousands of bins (docs/scaling.md).
-            self.ring.add_cells(
-                ids,
+            # cells they hit, not every bucket's thousands of bins (docs/scaling.md),
+            # placed straight in the ring's rows (the arrays' rows are laid out as
+            # ``cell_array``'s).
+            row_of = self.ring.claim(ids, ("num", "num_sums", "cat"))[groups]
+            num_cells, values = numeric_cells(specs, numeric, row_of, nan)
+            cat_cells = categorical_cells(specs, codes, row_of)
+            self.ring.add_at(
                 {
                     "num": (num_cells, None),
                     "num_sums": (num_cells, values),
                     "cat": (cat_cells, None),
-                },
+                }
             )
         # Since start, whatever the buckets: the distribution counters.
         within = num_cells % max(1, num_size)

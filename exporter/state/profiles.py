@@ -403,21 +403,25 @@ def cell_array(flat: np.ndarray, shape: tuple, weights: np.ndarray | None = None
 
 
 def numeric_cells(
-    specs: ColumnSpecs, values: np.ndarray, groups: np.ndarray | None = None
+    specs: ColumnSpecs,
+    values: np.ndarray,
+    groups: np.ndarray | None = None,
+    nan: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each non-NaN value's cell in ``bin_numeric``'s result, flattened, and the value."""
+    """Each non-NaN value's cell in ``bin_numeric``'s result, flattened, and the value
+    (``nan``: ``np.isnan(values)``, if the caller has it)."""
     if len(specs.numeric) == 0 or values.shape[0] == 0:
         return np.empty(0, np.int64), np.empty(0)
-    idx, nan = _cells(specs, values, groups)
+    idx, nan = _cells(specs, values, groups, nan)
     ok = ~nan
     return idx[ok], values[ok]
 
 
-def _cells(specs: ColumnSpecs, values: np.ndarray, groups: np.ndarray | None):
+def _cells(specs: ColumnSpecs, values: np.ndarray, groups: np.ndarray | None, nan=None):
     """Every value's flat cell in ``bin_numeric``'s result (rows, F_num), NaN ones included,
     and the NaN mask."""
     n_feat, width = len(specs.numeric), specs.numeric_width
-    nan = np.isnan(values)
+    nan = np.isnan(values) if nan is None else nan
     idx = bin_matrix(specs, values, nan)
     idx += np.arange(n_feat) * width
     if groups is not None:

@@ -160,9 +160,24 @@ class BucketRing:
         take, a position once per record that hits it; each record's value there, or None
         for 1). A write then costs its records, not its buckets times a bucket's size: a
         backfill's few records of a model per read, over an hour of buckets, each bucket's
-        row thousands of bins. ``np.add.at`` adds repeated positions in one unbuffered pass
-        (numpy >= 1.25 made it ~8x faster than the distinct cells by ``np.unique`` and
-        ``bincount`` it replaced)."""
+        row thousands of bins. A caller that knows each record's bucket places its cells
+        in the ring itself (``claim``, ``add_at``), without this division."""
+        row_of = self.claim(bucket_ids, cells)
+        targets: dict = {}  # arrays of one shape given the same positions (counts, sums)
+        placed = {}
+        for name, (flat, values) in cells.items():
+            per = self._array(name)[0].size
+            target = targets.get((id(flat), per))
+            if target is None:
+                bucket, within = np.divmod(flat, per)
+                target = targets[id(flat), per] = row_of[bucket] * per + within
+            placed[name] = (target, values)
+        self.add_at(placed)
+
+    def claim(self, bucket_ids: np.ndarray, names) -> np.ndarray:
+        """The ring row of each of ``bucket_ids`` (sorted and distinct, as np.unique gives
+        them), ready for ``add_at`` into the arrays ``names``: a row that held an older
+        bucket starts again from zero, and the kept sums are told of the write."""
         coarse = np.asarray(bucket_ids, np.int64) // self.group
         if self.group == 1:  # distinct already (the caller's np.unique)
             rows = row_of = self.slots(coarse)
@@ -171,15 +186,17 @@ class BucketRing:
             rows = self.slots(distinct)
             row_of = rows[which]  # each of bucket_ids' row
         self.mutations += 1
-        targets: dict = {}  # arrays of one shape given the same positions (counts, sums)
-        for name, (flat, values) in cells.items():
-            arr = self._array(name)
-            per = arr[0].size
+        for name in names:
             self._keep_before(name, rows)
-            target = targets.get((id(flat), per))
-            if target is None:
-                bucket, within = np.divmod(flat, per)
-                target = targets[id(flat), per] = row_of[bucket] * per + within
+        return row_of
+
+    def add_at(self, cells: dict[str, tuple]) -> None:
+        """``cells[name]``: (flat positions in the ring's array ``name``, in rows ``claim``
+        gave, once per record that hits it; each record's value there, or None for 1).
+        ``np.add.at`` adds repeated positions in one unbuffered pass (numpy >= 1.25 made it
+        ~8x faster than the distinct cells by ``np.unique`` and ``bincount`` it replaced)."""
+        for name, (target, values) in cells.items():
+            arr = self._array(name)
             # Of the array's own dtype: a value to cast makes add.at ~40x slower.
             add = arr.dtype.type(1) if values is None else values.astype(arr.dtype)
             np.add.at(arr.reshape(-1), target, add)

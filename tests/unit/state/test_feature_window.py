@@ -81,7 +81,7 @@ def test_a_write_picks_cells_when_its_records_are_few_for_its_buckets():
     cols = specs(rng)
     w = window(cols, 3600, 60)
     calls = []
-    w.ring.add_cells = lambda *a: calls.append("cells")
+    w.ring.add_at = lambda *a: calls.append("cells")
     w.ring.add_buckets = lambda *a: calls.append("rows")
     current = BucketClock(60, 3600).current(1_000_000_000.0)
     w.add(np.array([current - 29, current]), rng.normal(0, 1, (2, 4)), np.zeros((2, 2), int))
