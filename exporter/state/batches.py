@@ -74,4 +74,4 @@ class ParsedBatch:
         its rows in batch order), not a copy item by item (0.06 µs a line each)."""
         if len(rows) == len(self.model):
             return values
-        return [values[r] for r in rows]
+        return list(map(values.__getitem__, rows.tolist()))  # Python ints: ~60 ns less each
