@@ -286,6 +286,7 @@ class ServingIngest(TailIngest):
             feature_order=state.config.model(spec.model).feature_order if spec.model else (),
             model_columns=None if spec.model else model_columns(context),
             scores=reads_scores(state.config, spec.model),
+            request_ids=reads_request_ids(state.config, spec.model),
         )
         if budget is None:
             budget = step_bytes(1 if spec.model else len(context[0]))
@@ -323,6 +324,13 @@ class ServingIngest(TailIngest):
 
     def apply(self, state: State, batch, now: float) -> None:
         apply_serving(state, self.model_names, self.columns, batch, now)
+
+
+def reads_request_ids(config, model: str | None = None) -> bool:
+    """Whether a parser for ``model`` (None: every model) reads request ids: some model
+    joins labels to them. Else a record's id is not decoded (a string a line for nothing)."""
+    models = [config.model(model)] if model else config.models
+    return any(m.labels for m in models)
 
 
 def reads_scores(config, model: str | None = None) -> bool:

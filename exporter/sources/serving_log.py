@@ -66,12 +66,14 @@ class ServingLogParser:
         feature_order: tuple[str, ...] = (),
         model_columns: list | None = None,
         scores: bool = False,
+        request_ids: bool = True,
     ):
         """``model``/``version``: constants for every record (the lines carry no such field);
         ``envelope``: a container runtime's time may stand in for a missing timestamp (the
         envelope spliced it in); ``arrival_time``: the parse time does (pushed records);
         ``scores``: read each record's class probabilities (a multiclass model estimates
-        its quality from them)."""
+        its quality from them); ``request_ids``: read each record's request id (a model
+        joins labels to it), else every record's is None."""
         self.fmt = fmt
         self.model_index = {name: i for i, name in enumerate(models)}
         self.numeric = list(numeric)
@@ -109,6 +111,8 @@ class ServingLogParser:
             del paths["model"]
         if version is not None:
             del paths["version"]
+        if not request_ids:
+            del paths["request_id"]
         if envelope:
             paths["envelope_time"] = ENVELOPE_TIME
         if scores:
@@ -498,7 +502,10 @@ class ServingLogParser:
             rejected_latency = odd & keep
             if rejected_latency.any():
                 batch.rejected["latency"] += int(rejected_latency.sum())
-        error = np.fromiter(map(self._is_error, col("status")), bool, n)
+        statuses = col("status")
+        # A status's verdict once per distinct status of the batch, not once per record.
+        verdict = {status: self._is_error(status) for status in set(statuses)}
+        error = np.fromiter(map(verdict.__getitem__, statuses), bool, n)
         if self.constant_version is not None:
             versions = [self.constant_version] * n
         else:

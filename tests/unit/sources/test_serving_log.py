@@ -354,3 +354,21 @@ def test_feature_columns_match_an_independent_reading(records, layout):
     ]
     no_cat_bad = [[False] * k_cat] * len(want)
     assert (no_cat_bad if cat_bad is None else cat_bad.tolist()) == [w[3] for w in want]
+
+
+def test_request_ids_are_read_only_for_models_that_join_labels(tmp_path):
+    """A parser told no model joins labels leaves request ids undecoded (None); the
+    exporter's parser reads them exactly when some model of its log has labels."""
+    from exporter.config import parse_config
+    from exporter.ingest import reads_request_ids
+
+    b = parser(request_ids=False).parse(
+        lines({"timestamp": 1.0, "model": "fraud", "request_id": "r"})
+    )
+    assert (b.records, b.request_id) == (1, [None])
+    base = {"serving_logs": [str(tmp_path / "*.jsonl")]}
+    config = parse_config(
+        {"models": [{"name": "a", **base}, {"name": "b", **base, "labels": [str(tmp_path / "l")]}]}
+    )
+    assert reads_request_ids(config) and reads_request_ids(config, "b")
+    assert not reads_request_ids(config, "a")
