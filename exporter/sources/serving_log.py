@@ -400,6 +400,13 @@ class ServingLogParser:
         # Whole: the struct's fields as a tuple, read from its slots: 50 against 81 µs for
         # 67 records of 50 features by attribute names (a model of 100 in one log).
         getter = msgspec.structs.astuple if whole else self._getter_for(num_idx, cat_idx)
+        if k_num and not k_cat and not lenient:
+            try:  # straight from the structs, one pass, no row kept (a null: below)
+                values = chain.from_iterable(map(getter, typed))
+                numeric = np.fromiter(values, float, n * k_num).reshape(n, k_num)
+                return numeric, None, [], None
+            except (TypeError, AttributeError):
+                pass
         try:
             rows = list(map(getter, typed))
         except (TypeError, AttributeError):  # a record without features (None)

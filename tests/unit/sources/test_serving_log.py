@@ -297,7 +297,7 @@ def _expected(features: dict | None, numeric: list[str], categorical: list[str])
     return num, num_bad, cat, cat_bad
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     st.lists(
         st.one_of(
@@ -308,12 +308,13 @@ def _expected(features: dict | None, numeric: list[str], categorical: list[str])
         max_size=12,
     ),
     st.sampled_from(["one model", "models with their own columns", "features raw per model"]),
+    st.booleans(),
 )
-def test_feature_columns_match_an_independent_reading(records, layout):
+def test_feature_columns_match_an_independent_reading(records, layout, with_categorical):
     """Typed records, records without features and records read leniently (a malformed
-    value), numeric and categorical columns together: every value lands in its row and
-    column, with its malformed flag, whichever way the parser assembles the columns."""
-    numeric, categorical = ["x", "y", "z"], ["c", "d"]
+    value), numeric columns alone or with categorical ones: every value lands in its row
+    and column, with its malformed flag, whichever way the parser assembles the columns."""
+    numeric, categorical = ["x", "y", "z"], ["c", "d"] if with_categorical else []
     if layout == "one model":
         p = parser(numeric=numeric, categorical=categorical, models=["fraud"])
         own = (numeric, categorical)
@@ -321,12 +322,12 @@ def test_feature_columns_match_an_independent_reading(records, layout):
         # Model "fraud" has y, x and d of the union; "raw" per model when the union is wide.
         extra = [f"u{i}" for i in range(10)] if layout == "features raw per model" else []
         union_num = numeric + extra
-        cols = [([1, 0], [1]), ([2], [0])]
+        cols = [([1, 0], [1]), ([2], [0])] if with_categorical else [([1, 0], []), ([2], [])]
         p = ServingLogParser(
             ServingLogFormat(), ["fraud", "ranker"], union_num, categorical, model_columns=cols
         )
         assert p.raw_features == bool(extra)
-        own = (["y", "x"], ["d"])
+        own = (["y", "x"], ["d"] if with_categorical else [])
     data = lines(
         *(
             {"timestamp": 1.0, "model": "fraud", "request_id": str(i)}
