@@ -107,22 +107,27 @@ class FeatureWindow:
             sums = cell_array(num_cells, (n, *num_shape), values)
             cat = cell_array(cat_cells, (n, *cat_shape))
             self.ring.add_buckets(ids, {"num": counts, "num_sums": sums, "cat": cat})
-        else:
-            # A few records over many buckets (a backfill read with many models): the
-            # cells they hit, not every bucket's thousands of bins (docs/scaling.md),
-            # placed straight in the ring's rows (the arrays' rows are laid out as
-            # ``cell_array``'s).
-            row_of = self.ring.claim(ids, ("num", "num_sums", "cat"))[groups]
-            num_cells, values = numeric_cells(specs, numeric, row_of, nan)
-            cat_cells = categorical_cells(specs, codes, row_of)
-            self.ring.add_at(
-                {
-                    "num": (num_cells, None),
-                    "num_sums": (num_cells, values),
-                    "cat": (cat_cells, None),
-                }
-            )
-        # Since start, whatever the buckets: the distribution counters.
+            # Since start, whatever the buckets: the distribution counters, summed from
+            # the buckets' cells (fewer than the values here), not binned a second time.
+            self.total_num += counts.sum(axis=0)
+            self.total_sum += sums.sum(axis=(0, 2))
+            self.total_cat += cat.sum(axis=0)
+            return
+        # A few records over many buckets (a backfill read with many models): the
+        # cells they hit, not every bucket's thousands of bins (docs/scaling.md),
+        # placed straight in the ring's rows (the arrays' rows are laid out as
+        # ``cell_array``'s).
+        row_of = self.ring.claim(ids, ("num", "num_sums", "cat"))[groups]
+        num_cells, values = numeric_cells(specs, numeric, row_of, nan)
+        cat_cells = categorical_cells(specs, codes, row_of)
+        self.ring.add_at(
+            {
+                "num": (num_cells, None),
+                "num_sums": (num_cells, values),
+                "cat": (cat_cells, None),
+            }
+        )
+        # Since start: the distribution counters, from the cells.
         within = num_cells % max(1, num_size)
         self.total_num += cell_array(within, num_shape)
         by_feature = within // max(1, specs.numeric_width)
