@@ -13,9 +13,12 @@ from exporter.state.profiles import (
     ColumnSpecs,
     Profile,
     categorical_cells,
+    categorical_cells_at,
     cell_array,
     numeric_cells,
+    numeric_cells_at,
     numeric_status,
+    numeric_status_counts,
     status_counts,
 )
 from exporter.state.windows import SPARSE_RATIO, BucketClock, BucketRing
@@ -59,7 +62,9 @@ class FeatureWindow:
     def count_statuses(self, numeric, num_bad, cat_values, cat_bad) -> np.ndarray:
         """Count each value's status; categorical bin codes (rows, F_cat) if profiled."""
         n_num = len(self.numeric)
-        if numeric is not None and numeric.size:
+        if numeric is not None and numeric.size and self.specs is not None and num_bad is None:
+            self.status[:n_num] += numeric_status_counts(self.specs, numeric, self.margin)
+        elif numeric is not None and numeric.size:
             if self.specs is not None:
                 status = numeric_status(self.specs, numeric, self.margin)
             else:
@@ -118,8 +123,8 @@ class FeatureWindow:
         # placed straight in the ring's rows (the arrays' rows are laid out as
         # ``cell_array``'s).
         row_of = self.ring.claim(ids, ("num", "num_sums", "cat"))[groups]
-        num_cells, values = numeric_cells(specs, numeric, row_of, nan)
-        cat_cells = categorical_cells(specs, codes, row_of)
+        num_cells, num_within, values = numeric_cells_at(specs, numeric, row_of * num_size, nan)
+        cat_cells, cat_within = categorical_cells_at(specs, codes, row_of * cat_size)
         self.ring.add_at(
             {
                 "num": (num_cells, None),
@@ -127,13 +132,11 @@ class FeatureWindow:
                 "cat": (cat_cells, None),
             }
         )
-        # Since start: the distribution counters, from the cells.
-        within = num_cells % max(1, num_size)
-        self.total_num += cell_array(within, num_shape)
-        by_feature = within // max(1, specs.numeric_width)
-        self.total_sum += cell_array(by_feature, (len(self.numeric),), values)
-        within = cat_cells % max(1, cat_size)
-        self.total_cat += cell_array(within, cat_shape)
+        # Since start: the distribution counters, from the cells within a bucket.
+        self.total_num += cell_array(num_within, num_shape)
+        if values.size:
+            self.total_sum += np.where(nan, 0.0, numeric).sum(axis=0)
+        self.total_cat += cell_array(cat_within, cat_shape)
 
     def merge(self, other: FeatureWindow) -> None:
         self.status += other.status

@@ -417,6 +417,35 @@ def numeric_cells(
     return idx[ok], values[ok]
 
 
+def numeric_cells_at(
+    specs: ColumnSpecs, values: np.ndarray, offsets: np.ndarray, nan: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``numeric_cells`` with each row's cells moved by ``offsets[row]`` (where its
+    bucket's row starts in a ring), and each cell within its bucket too: (moved cells,
+    cells within a bucket, values). The cells within a bucket come without dividing the
+    moved ones back (an int64 modulo took 21 µs per 10 000 values)."""
+    if len(specs.numeric) == 0 or values.shape[0] == 0:
+        empty = np.empty(0, np.int64)
+        return empty, empty, np.empty(0)
+    within, nan = _cells(specs, values, None, nan)
+    ok = ~nan
+    return (within + offsets[:, None])[ok], within[ok], values[ok]
+
+
+def categorical_cells_at(
+    specs: ColumnSpecs, codes: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``categorical_cells`` moved by ``offsets[row]``, and within a bucket (as
+    ``numeric_cells_at``)."""
+    n_feat, width = len(specs.categorical), specs.categorical_width
+    if n_feat == 0 or codes.size == 0:
+        empty = np.empty(0, np.int64)
+        return empty, empty
+    within = codes + np.arange(n_feat) * width
+    ok = codes >= 0
+    return (within + offsets[:, None])[ok], within[ok]
+
+
 def _cells(specs: ColumnSpecs, values: np.ndarray, groups: np.ndarray | None, nan=None):
     """Every value's flat cell in ``bin_numeric``'s result (rows, F_num), NaN ones included,
     and the NaN mask."""
@@ -519,6 +548,21 @@ def numeric_status(specs: ColumnSpecs, values: np.ndarray, margin: float) -> np.
         status[outside] = OUT_OF_RANGE
     status[np.isnan(values)] = MISSING
     return status
+
+
+def numeric_status_counts(specs: ColumnSpecs, values: np.ndarray, margin: float) -> np.ndarray:
+    """``status_counts(numeric_status(...))`` without a status per value: a column sum of
+    each status's mask (no value is malformed here)."""
+    counts = np.zeros((values.shape[1], len(STATUSES)), np.int64)
+    if not values.shape[1]:
+        return counts
+    limits = specs.numeric_limits(margin)
+    with np.errstate(invalid="ignore"):  # NaN is neither below nor above
+        outside = (values < limits[:, 0]) | (values > limits[:, 1])
+    counts[:, MISSING] = np.isnan(values).sum(axis=0)
+    counts[:, OUT_OF_RANGE] = outside.sum(axis=0)
+    counts[:, VALID] = len(values) - counts[:, MISSING] - counts[:, OUT_OF_RANGE]
+    return counts
 
 
 def profile_rows(specs: ColumnSpecs, numeric: np.ndarray, cat_codes: np.ndarray) -> Profile:

@@ -14,6 +14,8 @@ from exporter.state.profiles import (
     bin_numeric,
     canonical_category,
     categorical_status,
+    numeric_status,
+    numeric_status_counts,
     profile_rows,
     status_counts,
 )
@@ -164,3 +166,19 @@ def test_categorical_counts_and_statuses_are_what_the_codes_give():
             categorical_status(specs, counts[None], len(values)).tolist()
             == status_counts(status[:, None]).tolist()
         )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    arrays(
+        np.float64,
+        st.tuples(st.integers(0, 40), st.just(2)),
+        elements=st.one_of(st.floats(-20, 20), st.just(np.nan), st.just(np.inf), st.just(-np.inf)),
+    ),
+    st.sampled_from([0.0, 0.5]),
+)
+def test_numeric_status_counts_are_the_statuses_counted(values, margin):
+    """The column sums of each status's mask equal the statuses counted one by one
+    (values far outside the reference, at its edges, NaN and ±inf; with a margin)."""
+    want = status_counts(numeric_status(SPECS, values, margin))
+    np.testing.assert_array_equal(numeric_status_counts(SPECS, values, margin), want)
