@@ -17,7 +17,6 @@ from exporter.state.profiles import (
     cell_array,
     numeric_cells,
     numeric_cells_at,
-    numeric_status,
     numeric_status_counts,
     status_counts,
 )
@@ -62,13 +61,11 @@ class FeatureWindow:
     def count_statuses(self, numeric, num_bad, cat_values, cat_bad) -> np.ndarray:
         """Count each value's status; categorical bin codes (rows, F_cat) if profiled."""
         n_num = len(self.numeric)
-        if numeric is not None and numeric.size and self.specs is not None and num_bad is None:
-            self.status[:n_num] += numeric_status_counts(self.specs, numeric, self.margin)
+        if numeric is not None and numeric.size and self.specs is not None:
+            counts = numeric_status_counts(self.specs, numeric, self.margin, num_bad)
+            self.status[:n_num] += counts
         elif numeric is not None and numeric.size:
-            if self.specs is not None:
-                status = numeric_status(self.specs, numeric, self.margin)
-            else:
-                status = np.where(np.isnan(numeric), MISSING, VALID).astype(np.int8)
+            status = np.where(np.isnan(numeric), MISSING, VALID).astype(np.int8)
             if num_bad is not None:
                 status[num_bad] = MALFORMED
             self.status[:n_num] += status_counts(status)
@@ -134,8 +131,7 @@ class FeatureWindow:
         )
         # Since start: the distribution counters, from the cells within a bucket.
         self.total_num += cell_array(num_within, num_shape)
-        if values.size:
-            self.total_sum += np.where(nan, 0.0, numeric).sum(axis=0)
+        self.total_sum += np.where(nan, 0.0, numeric).sum(axis=0)
         self.total_cat += cell_array(cat_within, cat_shape)
 
     def merge(self, other: FeatureWindow) -> None:

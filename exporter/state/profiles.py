@@ -370,15 +370,14 @@ def bin_columns(
 
 def _bin_columns_numpy(specs, columns, rows, margin, infinite_malformed):
     matrix = np.column_stack(columns) if columns else np.empty((rows, 0))
-    status = numeric_status(specs, matrix, margin) if margin is not None else None
-    if infinite_malformed:
-        infinite = np.isinf(matrix)
-        if infinite.any():
-            matrix[infinite] = np.nan
-            if status is not None:
-                status[infinite] = MALFORMED
+    infinite = np.isinf(matrix) if infinite_malformed else None
+    status = None
+    if margin is not None:
+        status = numeric_status_counts(specs, matrix, margin, infinite)
+    if infinite is not None and infinite.any():
+        matrix[infinite] = np.nan
     counts, sums = bin_numeric(specs, matrix)
-    return counts, sums, status_counts(status) if status is not None else None
+    return counts, sums, status
 
 
 def categorical_status(specs: ColumnSpecs, counts: np.ndarray, rows: int) -> np.ndarray:
@@ -550,18 +549,26 @@ def numeric_status(specs: ColumnSpecs, values: np.ndarray, margin: float) -> np.
     return status
 
 
-def numeric_status_counts(specs: ColumnSpecs, values: np.ndarray, margin: float) -> np.ndarray:
-    """``status_counts(numeric_status(...))`` without a status per value: a column sum of
-    each status's mask (no value is malformed here)."""
+def numeric_status_counts(
+    specs: ColumnSpecs, values: np.ndarray, margin: float, malformed: np.ndarray | None = None
+) -> np.ndarray:
+    """``status_counts`` of ``numeric_status``'s statuses, the values at ``malformed``
+    MALFORMED whatever else they are, without a status per value: a column sum of each
+    status's mask."""
     counts = np.zeros((values.shape[1], len(STATUSES)), np.int64)
     if not values.shape[1]:
         return counts
     limits = specs.numeric_limits(margin)
     with np.errstate(invalid="ignore"):  # NaN is neither below nor above
         outside = (values < limits[:, 0]) | (values > limits[:, 1])
-    counts[:, MISSING] = np.isnan(values).sum(axis=0)
+    missing = np.isnan(values)
+    if malformed is not None:
+        outside &= ~malformed
+        missing &= ~malformed
+        counts[:, MALFORMED] = malformed.sum(axis=0)
+    counts[:, MISSING] = missing.sum(axis=0)
     counts[:, OUT_OF_RANGE] = outside.sum(axis=0)
-    counts[:, VALID] = len(values) - counts[:, MISSING] - counts[:, OUT_OF_RANGE]
+    counts[:, VALID] = len(values) - counts[:, [MISSING, MALFORMED, OUT_OF_RANGE]].sum(axis=1)
     return counts
 
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from exporter.state.profiles import (
+    MALFORMED,
     CategoricalSpec,
     ColumnSpecs,
     NumericSpec,
@@ -176,9 +177,17 @@ def test_categorical_counts_and_statuses_are_what_the_codes_give():
         elements=st.one_of(st.floats(-20, 20), st.just(np.nan), st.just(np.inf), st.just(-np.inf)),
     ),
     st.sampled_from([0.0, 0.5]),
+    st.randoms(use_true_random=False),
 )
-def test_numeric_status_counts_are_the_statuses_counted(values, margin):
+def test_numeric_status_counts_are_the_statuses_counted(values, margin, rng):
     """The column sums of each status's mask equal the statuses counted one by one
-    (values far outside the reference, at its edges, NaN and ±inf; with a margin)."""
+    (values far outside the reference, at its edges, NaN and ±inf; with a margin), with
+    and without values marked malformed (MALFORMED whatever else they are)."""
     want = status_counts(numeric_status(SPECS, values, margin))
     np.testing.assert_array_equal(numeric_status_counts(SPECS, values, margin), want)
+    malformed = np.array([rng.random() < 0.3 for _ in range(values.size)], bool)
+    malformed = malformed.reshape(values.shape)
+    status = numeric_status(SPECS, values, margin)
+    status[malformed] = MALFORMED
+    got = numeric_status_counts(SPECS, values, margin, malformed)
+    np.testing.assert_array_equal(got, status_counts(status))
