@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 
 .PHONY: setup system-deps demo test test-all lint format bench bench-peers
 
-$(BIN)/mlpipe-exporter: pyproject.toml
+# The compiled modules (setup.py) are rebuilt when their sources change.
+$(BIN)/mlpipe-exporter: pyproject.toml setup.py exporter/sources/_feature_json.c exporter/state/_bins.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,spark,fast]'

@@ -1,6 +1,7 @@
 import json
 import math
 import random
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.config import FieldMap, ServingLogFormat
+from exporter.sources import feature_objects
 from exporter.sources.serving_log import ServingLogParser
 from tests.helpers import serving_line
 
@@ -309,11 +311,18 @@ def _expected(features: dict | None, numeric: list[str], categorical: list[str])
     ),
     st.sampled_from(["one model", "models with their own columns", "features raw per model"]),
     st.booleans(),
+    st.sampled_from([True, False] if feature_objects.COMPILED else [False]),
 )
-def test_feature_columns_match_an_independent_reading(records, layout, with_categorical):
+def test_feature_columns_match_an_independent_reading(records, layout, with_categorical, compiled):
     """Typed records, records without features and records read leniently (a malformed
     value), numeric columns alone or with categorical ones: every value lands in its row
-    and column, with its malformed flag, whichever way the parser assembles the columns."""
+    and column, with its malformed flag, whichever way the parser assembles the columns,
+    by the compiled reader or through msgspec structs."""
+    with mock.patch.object(feature_objects, "COMPILED", compiled):
+        _feature_columns_match(records, layout, with_categorical)
+
+
+def _feature_columns_match(records, layout, with_categorical):
     numeric, categorical = ["x", "y", "z"], ["c", "d"] if with_categorical else []
     if layout == "one model":
         p = parser(numeric=numeric, categorical=categorical, models=["fraud"])
