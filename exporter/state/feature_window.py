@@ -8,6 +8,7 @@ import numpy as np
 from exporter.state.profiles import (
     MALFORMED,
     MISSING,
+    SCATTER_COMPILED,
     STATUSES,
     VALID,
     ColumnSpecs,
@@ -18,6 +19,7 @@ from exporter.state.profiles import (
     numeric_cells,
     numeric_cells_at,
     numeric_status_counts,
+    scatter_numeric_at,
     status_counts,
 )
 from exporter.state.windows import SPARSE_RATIO, BucketClock, BucketRing
@@ -120,19 +122,22 @@ class FeatureWindow:
         # placed straight in the ring's rows (the arrays' rows are laid out as
         # ``cell_array``'s).
         row_of = self.ring.claim(ids, ("num", "num_sums", "cat"))[groups]
-        num_cells, num_within, values = numeric_cells_at(specs, numeric, row_of * num_size, nan)
         cat_cells, cat_within = categorical_cells_at(specs, codes, row_of * cat_size)
-        self.ring.add_at(
-            {
-                "num": (num_cells, None),
-                "num_sums": (num_cells, values),
-                "cat": (cat_cells, None),
-            }
-        )
+        self.ring.add_at({"cat": (cat_cells, None)})
+        self.total_cat += cell_array(cat_within, cat_shape)
+        if not num_size:
+            return
+        if SCATTER_COMPILED:
+            # Binned and added in one compiled pass, the since-start counters with them.
+            ring = self.ring
+            flat = ring.flat("num"), ring.flat("num_sums"), self.total_num.reshape(-1)
+            scatter_numeric_at(specs, numeric, row_of * num_size, *flat, self.total_sum)
+            return
+        num_cells, num_within, values = numeric_cells_at(specs, numeric, row_of * num_size, nan)
+        self.ring.add_at({"num": (num_cells, None), "num_sums": (num_cells, values)})
         # Since start: the distribution counters, from the cells within a bucket.
         self.total_num += cell_array(num_within, num_shape)
         self.total_sum += np.where(nan, 0.0, numeric).sum(axis=0)
-        self.total_cat += cell_array(cat_within, cat_shape)
 
     def merge(self, other: FeatureWindow) -> None:
         self.status += other.status

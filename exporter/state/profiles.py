@@ -20,6 +20,11 @@ import pyarrow.compute as pc
 
 from exporter.state import kernels
 
+try:  # built at install where a C compiler is (setup.py); else numpy's path, same counts
+    from exporter.state import _bins
+except ImportError:
+    _bins = None
+
 FINE_BINS = 100
 PSI_BINS = 10
 # Binning by lookup table: the span of the edges cut into this many equal cells.
@@ -429,6 +434,58 @@ def numeric_cells_at(
     within, nan = _cells(specs, values, None, nan)
     ok = ~nan
     return (within + offsets[:, None])[ok], within[ok], values[ok]
+
+
+# Whether ``scatter_numeric_at`` is compiled (else callers take numpy's path).
+SCATTER_COMPILED = _bins is not None
+
+
+def scatter_numeric_at(
+    specs: ColumnSpecs,
+    values: np.ndarray,
+    offsets: np.ndarray,
+    counts: np.ndarray,
+    sums: np.ndarray,
+    total_counts: np.ndarray,
+    total_sums: np.ndarray,
+) -> None:
+    """What ``numeric_cells_at`` and ``np.add.at`` do together, in one compiled pass:
+    each non-NaN value of row r into flat cell ``offsets[r] + feature * width + bin`` of
+    the ring's ``counts`` (+1) and ``sums`` (+value), and into ``total_counts``
+    ((F_num, width)) and ``total_sums`` (+= the columns' sums). About 30 µs for a model's
+    200 records of 50 features, against ~300 µs through numpy (docs/scaling.md)."""
+    low, inv_width, _, steps, padded, _ = _stacked_lut(specs)
+    start, exact = _scatter_tables(specs)
+    _bins.scatter(
+        np.ascontiguousarray(values, np.float64),
+        low,
+        inv_width,
+        start,
+        LUT_CELLS,
+        steps,
+        padded,
+        exact,
+        specs.numeric_width,
+        np.ascontiguousarray(offsets, np.int64),
+        counts,
+        sums,
+        total_counts,
+        total_sums,
+    )
+
+
+def _scatter_tables(specs: ColumnSpecs) -> tuple[np.ndarray, np.ndarray]:
+    """The lookup table's start indices as int32, and per column -1 (by the table) or its
+    number of edges (a binary search), for ``_bins.scatter`` (cached on the specs)."""
+    cached = specs.__dict__.get("_scatter_tables")
+    if cached is None:
+        _, _, start, _, _, exact = _stacked_lut(specs)
+        lengths = np.full(len(specs.numeric), -1, np.int64)
+        for j in exact:
+            lengths[j] = len(specs.numeric[j].edges)
+        cached = (start.astype(np.int32), lengths)
+        object.__setattr__(specs, "_scatter_tables", cached)
+    return cached
 
 
 def categorical_cells_at(

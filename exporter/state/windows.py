@@ -201,6 +201,11 @@ class BucketRing:
             add = arr.dtype.type(1) if values is None else values.astype(arr.dtype)
             np.add.at(arr.reshape(-1), target, add)
 
+    def flat(self, name: str) -> np.ndarray:
+        """The ring's array ``name`` as one flat view, for a caller that adds into the rows
+        ``claim`` gave (as ``add_at`` does)."""
+        return self._array(name).reshape(-1)
+
     def _accumulate(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
         arr = self._array(name)
         self._keep_before(name, rows)
