@@ -29,6 +29,8 @@ class PredictionWindow:
         """Predictions as bin codes (categorical) or floats (NaN: not a number)."""
         if isinstance(self.spec, CategoricalSpec):
             return self.spec.codes([canonical_category(p) for p in raw])[0]
+        if raw.count(None) == len(raw):  # a log without predictions: no list to build
+            return np.full(len(raw), np.nan)
         return np.array([p if isinstance(p, float) else np.nan for p in raw], dtype=float)
 
     def add(self, buckets: np.ndarray, slots: np.ndarray, values: np.ndarray, grouped=None) -> None:
@@ -46,6 +48,8 @@ class PredictionWindow:
         else:
             ok = ~np.isnan(values)
             idx = slots[ok] * width + np.searchsorted(spec.edges, values[ok], side="right")
+        if not len(idx):
+            return  # no prediction to bin: the ring is left as it is (no write, no change)
         has_sums = self.ring.declared("pred_sums")
         if len(idx) * SPARSE_RATIO < n * size:
             # A few records over many buckets (a backfill read with many models): each

@@ -66,3 +66,19 @@ def test_cells_and_rows_write_the_same_window(monkeypatch, kind, length, bucket)
         assert total.sum(axis=1).tolist() == sent.tolist()
         np.testing.assert_allclose(total_sum, sent_sums, rtol=1e-12, atol=1e-9)
     assert np.array_equal(by_cell.total, by_row.total)
+
+
+def test_records_without_a_prediction_leave_the_ring_as_it_is():
+    """A log that carries no prediction (None, read as NaN): nothing binned, no ring row
+    claimed or allocated, so no statistic is recomputed for it."""
+    from exporter.state.prediction_window import PredictionWindow
+    from exporter.state.profiles import NumericSpec
+    from exporter.state.windows import BucketClock
+
+    sample = np.random.default_rng(0).normal(0, 1, 500)
+    spec = NumericSpec.from_sample("p", sample, sample.min(), sample.max(), sample.std())
+    w = PredictionWindow(BucketClock(60, 3600), spec, 2)
+    values = w.values([None] * 5)
+    assert np.isnan(values).all()
+    w.add(np.arange(5) + 100, np.zeros(5, np.int64), values)
+    assert w.ring.mutations == 0 and not w.ring.arrays and not w.total.any()
