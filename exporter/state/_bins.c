@@ -1,10 +1,9 @@
-/* A batch's numeric feature values binned and added into a window ring, in one pass.
+/* A batch's numeric feature values binned and added into a window ring.
  *
  * Why C: numpy bins a (rows x features) matrix in ~17 passes (clip, NaN mask, lookup
  * cell, gathers, correction steps, offsets) and np.add.at scatters the cells; a model's
- * few hundred records of a step then cost ~300 us of fixed and cache-cold work, which
- * made 100 models' lines 1.6x one model's (docs/scaling.md). Here each value is read
- * once: its bin, its ring cell's count and sum, the since-start counters.
+ * few hundred records of a step, spread over many buckets, cost ~300 us that way, which
+ * made 100 models' lines 1.5-1.6x one model's (docs/scaling.md); here ~100 us.
  *
  * The bin is profiles.bin_matrix's, exactly: the lookup table's lower bound, then always
  * ``steps`` moves up one edge where the value has passed it (edges padded with +inf),
@@ -37,7 +36,7 @@ static int get(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t items,
 PyDoc_STRVAR(scatter_doc,
 "scatter(values, low, inv_width, start, lut_cells, steps, padded, exact, width, offsets,\n"
 "        counts, sums, total_counts, total_sums) -> None\n\n"
-"values: float64 rows x F. low, inv_width: float64 F; start: int32 F x lut_cells;\n"
+"values: float64 rows x F. low, inv_width: float64 F; start: int16 or int32 F x lut_cells;\n"
 "padded: float64 F x P (edges, +inf after); exact: int64 F (-1: by the table, else the\n"
 "column's number of edges, binary search). A value of row r, feature j, in bin b goes to\n"
 "flat cell offsets[r] + j * width + b of counts (int32, +1) and sums (float32, +value),\n"
@@ -59,6 +58,7 @@ static PyObject *scatter(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     double *colsum = NULL;
     int64_t *target = NULL;
+    int32_t *cells = NULL;
 
     if (get(o_low, &low, 0, 0, 8, "low") < 0) goto done;
     Py_ssize_t n_feat = low.len / 8;
@@ -70,7 +70,13 @@ static PyObject *scatter(PyObject *self, PyObject *args) {
     }
     if (get(o_values, &v, 0, rows * n_feat, 8, "values") < 0) goto done;
     if (get(o_inv, &inv, 0, n_feat, 8, "inv_width") < 0) goto done;
-    if (get(o_start, &start, 0, n_feat * lut_cells, 4, "start") < 0) goto done;
+    /* int16 where the edges allow (half the cache lines of a cold table), else int32 */
+    if (get(o_start, &start, 0, n_feat * lut_cells, 2, "start") < 0) goto done;
+    int wide = start.itemsize == 4;
+    if ((start.itemsize != 2 && !wide) || start.len < n_feat * lut_cells * start.itemsize) {
+        PyErr_SetString(PyExc_ValueError, "start: int16 or int32, F x lut_cells");
+        goto done;
+    }
     if (get(o_padded, &padded, 0, n_feat, 8, "padded") < 0) goto done;
     Py_ssize_t pad = padded.len / 8 / n_feat; /* edges + 1 per column */
     if (get(o_exact, &exact, 0, n_feat, 8, "exact") < 0) goto done;
@@ -80,7 +86,8 @@ static PyObject *scatter(PyObject *self, PyObject *args) {
     if (get(o_total_sums, &tsums, 1, n_feat, 8, "total_sums") < 0) goto done;
 
     const double *x = v.buf, *lo = low.buf, *iw = inv.buf, *pd = padded.buf;
-    const int32_t *st = start.buf;
+    const int32_t *st32 = start.buf;
+    const int16_t *st16 = start.buf;
     const int64_t *ex = exact.buf, *off = offsets.buf;
     int32_t *cnt = counts.buf; /* a bucket's counts are int32 (windows.py) */
     int64_t *tcnt = tcounts.buf;
@@ -102,23 +109,44 @@ static PyObject *scatter(PyObject *self, PyObject *args) {
     }
     colsum = PyMem_Calloc((size_t)n_feat, sizeof(double));
     target = PyMem_Malloc((size_t)(rows * n_feat + 1) * sizeof(int64_t));
-    if (colsum == NULL || target == NULL) {
+    cells = PyMem_Malloc((size_t)(rows * n_feat + 1) * sizeof(int32_t));
+    if (colsum == NULL || target == NULL || cells == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    /* First every value's cell, a feature at a time: its lookup table (16 KiB) stays in
-       the cache for all the rows (row by row, 50 features' tables, 800 KiB a model, missed
-       it). Then the ring's cells, in a loop of nothing but the adds, each fetched ahead:
-       a model's rows of a step land all over its ring (MiBs, out of the cache), and a
-       loop that also binned kept too few of those misses in flight (36 against 7 ns a
-       value). Each cell still gets its values in row order, so its float32 sum is a
-       row-by-row pass's. */
+    /* Three passes, each over a model's values a feature at a time, because at 100
+       models a model's tables and ring are out of the cache at its next step (measured
+       in place, a model's 200 records of 50 features over 115 buckets): 1. each value's
+       lookup cell, its table line fetched at once, so the misses overlap (151 -> ~45 us
+       for this pass and the next, where the table read was waited for); 2. the bin
+       (table, then steps along the feature's edges), the since-start counters, and the
+       value's ring cell; 3. the ring's adds alone, each fetched ahead: the ring is MiBs
+       and a loop that also binned kept too few misses in flight. Each ring cell still
+       gets its values in row order, so its float32 sum is a row-by-row pass's. */
+    for (Py_ssize_t j = 0; j < n_feat; j++) {
+        const int32_t *table32 = st32 + j * lut_cells;
+        const int16_t *table16 = st16 + j * lut_cells;
+        double low_j = lo[j], inv_j = iw[j];
+        int32_t *cj = cells + j * rows;
+        for (Py_ssize_t r = 0; r < rows; r++) {
+            double b = x[r * n_feat + j];
+            b = b < -DBL_MAX ? -DBL_MAX : (b > DBL_MAX ? DBL_MAX : b); /* NaN stays */
+            double c = (b - low_j) * inv_j;
+            c = c > 0.0 ? c : 0.0; /* NaN (inf * 0, or the value's) to 0, as np.clip */
+            if (c > (double)(lut_cells - 1)) c = (double)(lut_cells - 1);
+            cj[r] = (int32_t)c;
+            if (wide) __builtin_prefetch(&table32[cj[r]]);
+            else __builtin_prefetch(&table16[cj[r]]);
+        }
+    }
     Py_ssize_t placed = 0;
     for (Py_ssize_t j = 0; j < n_feat; j++) {
         const double *edges = pd + j * pad;
-        const int32_t *table = st + j * lut_cells;
-        double low_j = lo[j], inv_j = iw[j], sum = 0.0;
+        const int32_t *table32 = st32 + j * lut_cells;
+        const int16_t *table16 = st16 + j * lut_cells;
+        const int32_t *cj = cells + j * rows;
+        double low_j = lo[j], sum = 0.0;
         int64_t exact_j = ex[j];
         Py_ssize_t column = j * width;
         for (Py_ssize_t r = 0; r < rows; r++) {
@@ -135,10 +163,7 @@ static PyObject *scatter(PyObject *self, PyObject *args) {
                 }
                 k = a;
             } else {
-                double c = (b - low_j) * inv_j;
-                c = c > 0.0 ? c : 0.0; /* NaN (inf * 0) to 0, as np.clip then astype */
-                if (c > (double)(lut_cells - 1)) c = (double)(lut_cells - 1);
-                k = table[(Py_ssize_t)c];
+                k = wide ? table32[cj[r]] : table16[cj[r]];
                 /* Within the edges whatever the table holds (memory, not results: the
                    table is built within them). */
                 if (k < 0 || k >= pad) k = pad - 1;
@@ -178,6 +203,7 @@ done:
         if (all[i]->obj != NULL) PyBuffer_Release(all[i]);
     PyMem_Free(colsum);
     PyMem_Free(target);
+    PyMem_Free(cells);
     return result;
 }
 

@@ -475,7 +475,7 @@ def scatter_numeric_at(
 
 
 def _scatter_tables(specs: ColumnSpecs) -> tuple[np.ndarray, np.ndarray]:
-    """The lookup table's start indices as int32, and per column -1 (by the table) or its
+    """The lookup table's start indices (int16 or int32), and per column -1 (by the table) or its
     number of edges (a binary search), for ``_bins.scatter`` (cached on the specs)."""
     cached = specs.__dict__.get("_scatter_tables")
     if cached is None:
@@ -483,7 +483,8 @@ def _scatter_tables(specs: ColumnSpecs) -> tuple[np.ndarray, np.ndarray]:
         lengths = np.full(len(specs.numeric), -1, np.int64)
         for j in exact:
             lengths[j] = len(specs.numeric[j].edges)
-        cached = (start.astype(np.int32), lengths)
+        small = np.int16 if start.dtype == np.int16 else np.int32  # as the table allows
+        cached = (start.astype(small), lengths)
         object.__setattr__(specs, "_scatter_tables", cached)
     return cached
 

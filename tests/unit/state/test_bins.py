@@ -29,12 +29,16 @@ def _specs(rng) -> ColumnSpecs:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_scatter_writes_what_numpy_writes(seed):
+@pytest.mark.parametrize("table", ["int16", "int32"])
+def test_scatter_writes_what_numpy_writes(seed, table):
     """Values across and beyond each column's edges, on an edge, NaN and +-inf, over
     random ring rows (repeated): counts and totals exactly, float32 sums to the bit (each
-    cell's values added in row order, as np.add.at adds them)."""
+    cell's values added in row order, as np.add.at adds them). The lookup table as int16
+    (most columns) and int32 (columns of 32 768 edges and more)."""
     rng = np.random.default_rng(seed)
     specs = _specs(rng)
+    start, lengths = profiles._scatter_tables(specs)
+    object.__setattr__(specs, "_scatter_tables", (start.astype(table), lengths))
     n_feat, width = len(specs.numeric), specs.numeric_width
     size, rows = 7, int(rng.integers(1, 400))
     edges = np.concatenate([s.edges for s in specs.numeric])
