@@ -484,7 +484,7 @@ def _scatter_tables(specs: ColumnSpecs) -> tuple[np.ndarray, np.ndarray]:
         for j in exact:
             lengths[j] = len(specs.numeric[j].edges)
         small = np.int16 if start.dtype == np.int16 else np.int32  # as the table allows
-        cached = (start.astype(small), lengths)
+        cached = (start.astype(small, copy=False), lengths)  # the stacked table itself
         object.__setattr__(specs, "_scatter_tables", cached)
     return cached
 
