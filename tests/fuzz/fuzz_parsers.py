@@ -3,7 +3,8 @@
     python tests/fuzz/fuzz_parsers.py -runs=50000
 
 Each input is split into lines and fed to the serving, label and run-log parsers; any
-exception, or a line not accounted for, is a crash.
+exception, or a line not accounted for, is a crash. The lines also go straight to the
+compiled feature reader as raw objects (never valid JSON there: memory, not results).
 """
 
 import sys
@@ -12,6 +13,7 @@ import atheris
 
 with atheris.instrument_imports():
     from exporter.config import LabelJoin, ServingLogFormat
+    from exporter.sources import feature_objects
     from exporter.sources.envelopes import Cri, Docker
     from exporter.sources.labels import LabelParser
     from exporter.sources.runs import RunLogParser
@@ -35,6 +37,11 @@ def one_input(data: bytes) -> None:
     assert len(lab.request_ids) + sum(lab.invalid.values()) == n
     run = RUNS.parse(data)
     assert len(run.records) + sum(run.invalid.values()) == n
+    if feature_objects.COMPILED:
+        raws = data.split(b"\n")
+        numeric, categorical, fallback = feature_objects.read(raws, (b"amount", b"country"), 1)
+        assert numeric.shape == (len(raws), 1) and len(categorical[0]) == len(raws)
+        assert all(0 <= r < len(raws) for r in fallback)
     for envelope in (Cri(), Cri(("stdout",)), Docker()):
         out = envelope.unwrap(data, final=True)
         assert out.data.count(b"\n") + out.dropped <= n
