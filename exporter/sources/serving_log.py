@@ -429,21 +429,26 @@ class ServingLogParser:
         decoder = self._raw_decoder(num_idx, cat_idx)
         num_bad = np.zeros((len(raws), k_num), bool)
         cat_bad = np.zeros((len(raws), k_cat), bool)
-        values = [c.to_pylist() for c in categorical]
+        patched: list[tuple] = []  # each fallback row's categorical values, in row order
         for r in fallback:
             item = self._raw_one(decoder, raws[r], num_idx, cat_idx)
-            if item is None:
-                continue  # a null object: no features (the reader takes those itself)
-            if type(item) is _Lenient:
+            if item is None:  # a null object: no features (the reader takes those itself)
+                num, cat = (), (None,) * k_cat
+            elif type(item) is _Lenient:
                 num, cat = item.num, item.cat
                 num_bad[r], cat_bad[r] = item.num_bad, item.cat_bad
             else:
                 row = msgspec.structs.astuple(item)
                 num, cat = row[:k_num], row[k_num:]
-            numeric[r] = [math.nan if v is None else v for v in num]
-            for j, v in enumerate(cat):
-                values[j][r] = v
-        categorical = [pa.array(v, pa.string()) for v in values]
+            if num:
+                numeric[r] = [math.nan if v is None else v for v in num]
+            patched.append(cat)
+        if k_cat:
+            columns = zip(*patched, strict=True)
+            categorical = [
+                _replace_rows(c, fallback, pa.array(v, pa.string()))
+                for c, v in zip(categorical, columns, strict=True)
+            ]
         # Malformed flags only where a row was read leniently, as ``_assemble`` gives them.
         return (
             numeric,
@@ -677,6 +682,19 @@ def _feature_values(features: Any, numeric: list[str], categorical: list[str]) -
         else:
             cat.append(None), cat_bad.append(True)
     return num, num_bad, cat, cat_bad
+
+
+def _replace_rows(column: pa.Array, rows: list[int], values: pa.Array) -> pa.Array:
+    """``column`` with its ``rows`` (ascending) replaced by ``values``, in order: the
+    slices between them joined, a copy of the buffers. Not every row made a Python string
+    and back (1.2 ms a column of 12 000), nor Arrow's replace_with_mask (160 µs): a
+    malformed value costs its line, not its batch."""
+    pieces, after = [], 0
+    for k, row in enumerate(rows):
+        pieces += [column.slice(after, row - after), values.slice(k, 1)]
+        after = row + 1
+    pieces.append(column.slice(after))
+    return pa.concat_arrays(pieces)
 
 
 def _scores_or_none(value: Any) -> list | dict | None:

@@ -382,3 +382,20 @@ def test_request_ids_are_read_only_for_models_that_join_labels(tmp_path):
     )
     assert reads_request_ids(config) and reads_request_ids(config, "b")
     assert not reads_request_ids(config, "a")
+
+
+@pytest.mark.parametrize("rows", [[], [0], [4], [0, 1], [1, 3], [0, 2, 4]])
+def test_a_fallback_row_replaces_only_itself(rows):
+    """The compiled reader's fallback rows get their lenient values in their place; every
+    other row keeps the reader's, nulls included."""
+    import pyarrow as pa
+
+    from exporter.sources.serving_log import _replace_rows
+
+    column = pa.array(["a", None, "c", "d", "e"])
+    values = [f"x{r}" if r % 2 else None for r in rows]
+    got = _replace_rows(column, rows, pa.array(values, pa.string())).to_pylist()
+    want = column.to_pylist()
+    for r, v in zip(rows, values, strict=True):
+        want[r] = v
+    assert got == want
