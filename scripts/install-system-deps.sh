@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Install Debian's prometheus and prometheus-alertmanager when missing (the integration
-# tests run the real binaries), and Java for the Spark reference builder's test (pyspark
-# needs Java 17+). Needs root, as in CI.
+# tests run the real binaries), Java for the Spark reference builder's test (pyspark
+# needs Java 17+), and a C compiler with Python's headers for the two compiled modules
+# (setup.py; the tests check they are built). Needs root, as in CI.
 set -euo pipefail
 missing=()
 [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || missing+=(prometheus)
 [ -x /usr/bin/prometheus-alertmanager ] && [ -x /usr/bin/amtool ] || missing+=(prometheus-alertmanager)
 command -v java >/dev/null || missing+=(default-jre-headless)
+command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+# Debian's own python3 keeps its headers apart (pyenv's and the images' carry them).
+"${PYTHON:-python3}" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+  || missing+=(python3-dev)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
